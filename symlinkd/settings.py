@@ -57,6 +57,7 @@ class Policy:
     max_prune: int = 100
     max_prune_ratio: float = 0.05
     breaker_ratio: float = 0.5
+    breaker_min_links: int = 10  # the breaker judges a mount only from this many links up
     quarantine_dir: str = "/config/symlinkd/quarantine"
     relink: bool = True
     prune_loops: bool = False

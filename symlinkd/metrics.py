@@ -1,0 +1,87 @@
+"""Prometheus metrics. Names are a contract (ARCHITECTURE.md, "Metrics"); the registry is a
+parameter so tests use a private ``CollectorRegistry`` and nothing registers at import time."""
+
+from __future__ import annotations
+
+from collections import Counter as _Tally
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from symlinkd import __version__
+from symlinkd.model import Judgement, MountHealth, MountState, Outcome, Verdict
+
+_SCAN_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.links = Gauge(
+            "symlinkd_links", "Links in the farm by the mount they point into and their verdict",
+            ["mount", "verdict"], registry=registry,
+        )
+        self.mount_up = Gauge(
+            "symlinkd_mount_up", "1 when the mount answered its last probe healthy, else 0",
+            ["mount"], registry=registry,
+        )
+        self.mount_state = Gauge(
+            "symlinkd_mount_state", "1 for the mount's current state (ok, down, hung, degraded)",
+            ["mount", "state"], registry=registry,
+        )
+        self.scan_duration = Histogram(
+            "symlinkd_scan_duration_seconds", "Duration of a pass (kind: full or subtree)",
+            ["kind"], buckets=_SCAN_BUCKETS, registry=registry,
+        )
+        self.last_scan = Gauge(
+            "symlinkd_last_scan_timestamp_seconds",
+            "Unix time the last pass of this kind finished without crashing",
+            ["kind"], registry=registry,
+        )
+        self.actions = Counter(
+            "symlinkd_actions", "Actions carried out on links (result: done, dry_run, skipped, failed)",
+            ["action", "result"], registry=registry,
+        )
+        self.unsafe_plans = Counter(
+            "symlinkd_unsafe_plans", "Plans refused by the safety gate, by reason",
+            ["reason"], registry=registry,
+        )
+        self.notifications = Counter(
+            "symlinkd_notifications", "Requests to media servers (result: ok, failed, rejected, unmapped)",
+            ["target", "result"], registry=registry,
+        )
+        self.build_info = Gauge(
+            "symlinkd_build_info", "Always 1; the version label says which build runs",
+            ["version"], registry=registry,
+        )
+        self.pass_errors = Counter(
+            "symlinkd_pass_errors", "Passes that crashed with an unexpected error", ["kind"],
+            registry=registry,
+        )
+        self.build_info.labels(version=__version__).set(1)
+
+    def observe_mounts(self, mounts: Mapping[str, MountState]) -> None:
+        for state in mounts.values():
+            self.mount_up.labels(mount=state.name).set(1 if state.up else 0)
+            for health in MountHealth:
+                self.mount_state.labels(mount=state.name, state=health.value).set(
+                    1 if state.health is health else 0
+                )
+
+    def observe_links(self, judgements: Iterable[Judgement], mount_names: Iterable[str]) -> None:
+        """Set the per-mount verdict gauges from a full pass (every pair, zeros included, so a
+        verdict that disappears drops to 0 instead of keeping its last value)."""
+        tally: _Tally[tuple[str, str]] = _Tally(
+            (j.facts.mount or "none", j.verdict.value) for j in judgements
+        )
+        for mount in [*mount_names, "none"]:
+            for verdict in Verdict:
+                self.links.labels(mount=mount, verdict=verdict.value).set(
+                    tally.get((mount, verdict.value), 0)
+                )
+
+    def observe_outcomes(self, outcomes: Iterable[Outcome]) -> None:
+        for outcome in outcomes:
+            self.actions.labels(
+                action=outcome.planned.action.kind.value, result=outcome.result.value
+            ).inc()
