@@ -39,7 +39,8 @@ class Metrics:
             ["kind"], registry=registry,
         )
         self.actions = Counter(
-            "symlinkd_actions", "Actions carried out on links (result: done, dry_run, skipped, failed)",
+            "symlinkd_actions",
+            "Actions carried out on links (result: done, dry_run, skipped, failed)",
             ["action", "result"], registry=registry,
         )
         self.unsafe_plans = Counter(
@@ -47,7 +48,8 @@ class Metrics:
             ["reason"], registry=registry,
         )
         self.notifications = Counter(
-            "symlinkd_notifications", "Requests to media servers (result: ok, failed, rejected, unmapped)",
+            "symlinkd_notifications",
+            "Requests to media servers (result: ok, failed, rejected, unmapped)",
             ["target", "result"], registry=registry,
         )
         self.build_info = Gauge(
