@@ -1,0 +1,444 @@
+"""The state database: what symlinkd remembers between passes, and the action journal.
+
+SQLite (standard library) at ``<state_dir>/state.sqlite3`` in WAL mode, schema versioned with
+``PRAGMA user_version`` from the first release (``MIGRATIONS``; an old database is migrated on
+open). Paths are stored as ``os.fsencode(path)`` BLOBs so names with invalid UTF-8 round-trip
+byte for byte.
+
+A farm of 1M links is normal, so a steady-state pass must not write a row per healthy link: the
+first ``known``/``record_pass`` of a process loads a compact digest of the ``links`` table
+(``hash(path) -> hash(target)`` of healthy rows) and ``record_pass`` writes only new links,
+changed targets and dangling-state transitions, in one transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from symlinkd.errors import StateLocked
+from symlinkd.journal import JournalAction, JournalEntry, JournalState, JournalStore
+from symlinkd.model import Judgement, LinkHistory, MountState, Verdict
+
+__all__ = [
+    "MIGRATIONS", "JournalAction", "JournalEntry", "JournalState", "RunSummary", "StateDB",
+]
+
+# Each entry moves the schema from version i to i + 1. Never edit a released entry: append one.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: links, runs, journal, outbox.
+    """
+    CREATE TABLE links (
+        path BLOB PRIMARY KEY,
+        first_seen REAL NOT NULL,
+        last_target BLOB,
+        last_size INTEGER,
+        bad_since REAL,
+        bad_passes INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        started REAL NOT NULL,
+        finished REAL,
+        counts TEXT,
+        refused TEXT
+    );
+    CREATE TABLE journal (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        path BLOB NOT NULL,
+        action TEXT NOT NULL,
+        old_target BLOB,
+        old_mtime_ns INTEGER,
+        new_target BLOB,
+        quarantine_path BLOB,
+        tmp_path BLOB,
+        state TEXT NOT NULL,
+        message TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE TABLE pending_notifications (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        target TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    """,
+    # 2: undo runs point at the run they undid; ownership/mode so undo restores them; indexes.
+    """
+    ALTER TABLE runs ADD COLUMN undo_of TEXT;
+    ALTER TABLE journal ADD COLUMN old_uid INTEGER;
+    ALTER TABLE journal ADD COLUMN old_gid INTEGER;
+    ALTER TABLE journal ADD COLUMN old_mode INTEGER;
+    CREATE INDEX journal_state ON journal (state);
+    CREATE INDEX pending_target ON pending_notifications (target, id);
+    """,
+)
+
+_STEADY_BAD = 1  # digest value of a row that is dangling (bad_passes > 0)
+_STEADY_NONE = 0  # digest value of a row with no healthy target and no bad streak
+_CHUNK = 500  # bound parameters per IN (...) query
+_RUN_COLS = "id, kind, mode, started, finished, counts, refused, undo_of"
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    id: str
+    kind: str
+    mode: str  # "apply" | "dry_run"
+    started: float
+    finished: float | None
+    counts: dict[str, int]
+    refused: str | None
+    undo_of: str | None = None
+    journal: dict[str, int] = field(default_factory=dict)  # journal state -> entries
+
+
+def migrate(conn: sqlite3.Connection, upto: int | None = None) -> int:
+    """Apply the migrations the database lacks (up to ``upto``); returns the new version."""
+    target = len(MIGRATIONS) if upto is None else upto
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"state database schema v{version} is newer than this symlinkd (v{len(MIGRATIONS)})"
+        )
+    for number in range(version, target):
+        # executescript commits first; the version bump rides in the same script so a crash
+        # mid-migration leaves the old version number and the script is re-run.
+        conn.executescript(
+            f"BEGIN;\n{MIGRATIONS[number]}\nPRAGMA user_version = {number + 1};\nCOMMIT;"
+        )
+    return max(version, target)
+
+
+class StateDB(JournalStore):
+    """One process's handle on the state directory. Thread-safe (one lock per handle)."""
+
+    def __init__(self, state_dir: str, *, clock: Callable[[], float] = time.time) -> None:
+        os.makedirs(state_dir, exist_ok=True)
+        self.state_dir = state_dir
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._lock_fd: int | None = None
+        self._conn = sqlite3.connect(
+            os.path.join(state_dir, "state.sqlite3"),
+            isolation_level=None,  # explicit BEGIN/COMMIT: we decide what one transaction is
+            check_same_thread=False,
+            timeout=30.0,
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a process crash (kill -9) at every commit; only a power cut
+        # can lose the last transactions, and then the farm's own unsynced renames go with them.
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        migrate(self._conn)
+        self._digest: dict[int, int] | None = None
+        super().__init__(self._conn, self._lock, clock)
+
+    # -- process lock ------------------------------------------------------------------------
+
+    def lock_exclusive(self, wait_seconds: float = 0.0) -> None:
+        """Hold ``<state_dir>/lock`` until ``unlock``/``close``; one symlinkd per state dir."""
+        if self._lock_fd is not None:
+            return
+        fd = os.open(os.path.join(self.state_dir, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise StateLocked(
+                        f"another symlinkd holds {self.state_dir}/lock (the daemon, or a "
+                        "scan/undo still running); wait for it or stop it first"
+                    ) from None
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def close(self) -> None:
+        with self._lock:
+            self.unlock()
+            self._conn.close()
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def begin_run(self, kind: str, apply: bool, *, undo_of: str | None = None) -> str:
+        now = self._clock()
+        run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + "-" + secrets.token_hex(3)
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO runs (id, kind, mode, started, undo_of) VALUES (?, ?, ?, ?, ?)",
+                (run_id, kind, "apply" if apply else "dry_run", now, undo_of),
+            )
+        return run_id
+
+    def finish_run(self, run_id: str, counts: Mapping[str, int], refused: str | None) -> None:
+        with self._lock:
+            self._conn.execute(
+                "UPDATE runs SET finished = ?, counts = ?, refused = ? WHERE id = ?",
+                (self._clock(), json.dumps(dict(counts), sort_keys=True), refused, run_id),
+            )
+
+    def run(self, run_id: str) -> RunSummary | None:
+        found = self._runs("WHERE id = ?", (run_id,))
+        return found[0] if found else None
+
+    def runs(self, limit: int = 50) -> list[RunSummary]:
+        return self._runs("ORDER BY started DESC, id DESC LIMIT ?", (limit,))
+
+    def _runs(self, where: str, params: tuple[object, ...]) -> list[RunSummary]:
+        with self._lock:
+            query = f"SELECT {_RUN_COLS} FROM runs {where}"  # noqa: S608 -- fixed clauses
+            rows = self._conn.execute(
+                query,
+                params,
+            ).fetchall()
+            tallies: dict[str, dict[str, int]] = {}
+            for run_id, state, n in self._conn.execute(
+                "SELECT run_id, state, count(*) FROM journal GROUP BY run_id, state"
+            ):
+                tallies.setdefault(run_id, {})[state] = n
+        return [
+            RunSummary(
+                id=r[0], kind=r[1], mode=r[2], started=r[3], finished=r[4],
+                counts=json.loads(r[5]) if r[5] else {}, refused=r[6], undo_of=r[7],
+                journal=tallies.get(r[0], {}),
+            )
+            for r in rows
+        ]
+
+    # -- links -------------------------------------------------------------------------------
+
+    def known(self, path: str) -> bool:
+        """Whether the database has a row for ``path``. O(1) after the first call of a process
+        (64-bit hash digest: a collision only means one new link is not statted for its size)."""
+        return hash(path) in self._loaded_digest()
+
+    def _loaded_digest(self) -> dict[int, int]:
+        if self._digest is None:
+            with self._lock:
+                digest: dict[int, int] = {}
+                fsdecode = os.fsdecode
+                for path, target, bad in self._conn.execute(
+                    "SELECT path, last_target, bad_passes FROM links"
+                ):
+                    digest[hash(fsdecode(path))] = _digest_value(
+                        fsdecode(target) if target is not None else None, bad
+                    )
+                self._digest = digest
+        return self._digest
+
+    def histories(self, paths: Iterable[str]) -> dict[str, LinkHistory]:
+        wanted = list(dict.fromkeys(paths))
+        out: dict[str, LinkHistory] = {}
+        cols = "path, first_seen, last_target, last_size, bad_since, bad_passes"
+        with self._lock:
+            if len(wanted) > 20 * _CHUNK:
+                # Many paths: one sequential sweep of the table beats thousands of IN queries.
+                want = set(wanted)
+                rows: Iterable[tuple[bytes, float, bytes | None, int | None, float | None, int]]
+                rows = self._conn.execute(f"SELECT {cols} FROM links")  # noqa: S608
+                for row in rows:
+                    path = os.fsdecode(row[0])
+                    if path in want:
+                        out[path] = _history(row)
+                return out
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = [os.fsencode(p) for p in wanted[start : start + _CHUNK]]
+                marks = ",".join("?" * len(chunk))
+                for row in self._conn.execute(
+                    f"SELECT {cols} FROM links WHERE path IN ({marks})",  # noqa: S608
+                    chunk,
+                ):
+                    out[os.fsdecode(row[0])] = _history(row)
+        return out
+
+    def record_pass(
+        self,
+        judgements: Sequence[Judgement],
+        *,
+        full: bool,
+        mounts: Mapping[str, MountState] | None = None,
+    ) -> None:
+        """Remember this pass. Writes only new links, changed healthy targets and dangling-state
+        transitions. A dangling link counts one more bad pass only while its mount is ``ok``
+        (when ``mounts`` is given): a degraded mount's verdicts are not evidence. ``full``: the
+        pass saw the whole farm, so rows of links it did not see are dropped."""
+        with self._lock:
+            digest = self._loaded_digest()
+            writes = _diff(judgements, digest, self._clock(), mounts)
+            stale = len(digest) - writes.seen if full else 0
+            if not (writes.any() or stale > 0):
+                return
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                cur.executemany(
+                    "INSERT OR REPLACE INTO links (path, first_seen, last_target, last_size, "
+                    "bad_since, bad_passes) VALUES (?, ?, ?, ?, ?, ?)",
+                    writes.inserts,
+                )
+                cur.executemany(
+                    "UPDATE links SET last_size = CASE WHEN last_target IS ?1 "
+                    "THEN coalesce(?2, last_size) ELSE ?2 END, last_target = ?1, "
+                    "bad_since = NULL, bad_passes = 0 WHERE path = ?3",
+                    writes.healthy,
+                )
+                cur.executemany(
+                    "UPDATE links SET bad_passes = bad_passes + 1, "
+                    "bad_since = coalesce(bad_since, ?) WHERE path = ?",
+                    writes.worse,
+                )
+                cur.executemany(
+                    "UPDATE links SET bad_passes = 0, bad_since = NULL WHERE path = ?",
+                    writes.resets,
+                )
+                if stale > 0:
+                    self._drop_unseen(cur, judgements, digest)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                self._digest = None  # the cache may now disagree with the table; reload
+                raise
+
+    def _drop_unseen(
+        self, cur: sqlite3.Cursor, judgements: Sequence[Judgement], digest: dict[int, int]
+    ) -> None:
+        seen = {hash(j.facts.path) for j in judgements if j.verdict is not Verdict.NOT_SYMLINK}
+        gone = [
+            (path,)
+            for (path,) in cur.execute("SELECT path FROM links").fetchall()
+            if hash(os.fsdecode(path)) not in seen
+        ]
+        cur.executemany("DELETE FROM links WHERE path = ?", gone)
+        for (path,) in gone:
+            digest.pop(hash(os.fsdecode(path)), None)
+
+    # -- notification outbox (NOTIFY's PendingStore) -----------------------------------------
+
+    def add_pending(self, target: str, payload: str) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO pending_notifications (target, payload, created) VALUES (?, ?, ?)",
+                (target, payload, self._clock()),
+            )
+
+    def pending(self, target: str) -> list[tuple[int, str]]:
+        with self._lock:
+            return [
+                (int(i), str(p))
+                for i, p in self._conn.execute(
+                    "SELECT id, payload FROM pending_notifications WHERE target = ? ORDER BY id",
+                    (target,),
+                )
+            ]
+
+    def ack_pending(self, ids: Sequence[int]) -> None:
+        with self._lock, contextlib.closing(self._conn.cursor()) as cur:
+            cur.execute("BEGIN IMMEDIATE")
+            cur.executemany(
+                "DELETE FROM pending_notifications WHERE id = ?", [(i,) for i in ids]
+            )
+            cur.execute("COMMIT")
+
+
+@dataclass(slots=True)
+class _Writes:
+    seen: int = 0
+    inserts: list[tuple[bytes, float, bytes | None, int | None, float | None, int]] = field(
+        default_factory=list
+    )
+    healthy: list[tuple[bytes | None, int | None, bytes]] = field(default_factory=list)
+    worse: list[tuple[float, bytes]] = field(default_factory=list)
+    resets: list[tuple[bytes]] = field(default_factory=list)
+
+    def any(self) -> bool:
+        return bool(self.inserts or self.healthy or self.worse or self.resets)
+
+
+def _diff(
+    judgements: Sequence[Judgement],
+    digest: dict[int, int],
+    now: float,
+    mounts: Mapping[str, MountState] | None,
+) -> _Writes:
+    """The rows this pass changes (and the digest updated to match). The healthy steady state
+    costs one hash and one dict lookup per link, and no SQL."""
+    out = _Writes()
+    fsencode = os.fsencode
+    for j in judgements:
+        verdict = j.verdict
+        if verdict is Verdict.NOT_SYMLINK:
+            continue
+        out.seen += 1
+        facts = j.facts
+        key = hash(facts.path)
+        have = digest.get(key)
+        if verdict is Verdict.OK:
+            value = hash(facts.target)
+            if have == value:
+                continue
+            enc = fsencode(facts.path)
+            target = fsencode(facts.target) if facts.target is not None else None
+            if have is None:
+                out.inserts.append((enc, now, target, facts.target_size, None, 0))
+            else:
+                out.healthy.append((target, facts.target_size, enc))
+            digest[key] = value
+        elif verdict is Verdict.DANGLING and _counts(j, mounts):
+            if have is None:
+                out.inserts.append((fsencode(facts.path), now, None, None, now, 1))
+            else:
+                out.worse.append((now, fsencode(facts.path)))
+            digest[key] = _STEADY_BAD
+        elif have is None:
+            out.inserts.append((fsencode(facts.path), now, None, None, None, 0))
+            digest[key] = _STEADY_NONE
+        elif have == _STEADY_BAD and verdict in (Verdict.LOOP, Verdict.OUTSIDE_MOUNTS):
+            # The target resolved to something (a loop, a path outside every mount): it is no
+            # longer a missing file, so the dangling streak ends.
+            out.resets.append((fsencode(facts.path),))
+            digest[key] = _STEADY_NONE
+    return out
+
+
+def _digest_value(target: str | None, bad_passes: int) -> int:
+    if bad_passes > 0:
+        return _STEADY_BAD
+    return hash(target) if target is not None else _STEADY_NONE
+
+
+def _counts(j: Judgement, mounts: Mapping[str, MountState] | None) -> bool:
+    if mounts is None:
+        return True
+    state = mounts.get(j.facts.mount or "")
+    return state is not None and state.up
+
+
+def _history(row: tuple[bytes, float, bytes | None, int | None, float | None, int]) -> LinkHistory:
+    return LinkHistory(
+        first_seen=row[1],
+        last_target=os.fsdecode(row[2]) if row[2] is not None else None,
+        last_size=row[3],
+        bad_since=row[4],
+        bad_passes=row[5],
+    )
