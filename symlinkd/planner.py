@@ -1,0 +1,218 @@
+"""Pure planning: judgements + policy + remembered history -> typed actions, and the safety gate.
+
+``make_plan`` decides per link (``Keep`` / ``Relink`` / ``Prune`` / ``Skip``); it never touches
+the filesystem or the clock (``now`` is a parameter). ``Plan.raise_if_unsafe`` is the single gate
+in front of the executor (octoDNS style): the caller skips it only for ``--force``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from symlinkd.errors import UnsafePlan
+from symlinkd.model import (
+    Action,
+    ActionKind,
+    Judgement,
+    Keep,
+    LinkHistory,
+    MountState,
+    PlannedAction,
+    Prune,
+    PruneReason,
+    Relink,
+    Skip,
+    Verdict,
+)
+from symlinkd.settings import Policy
+
+_KEEP = Keep()
+_KEEP_NOT_SYMLINK = Keep(reason="not a symlink; never touched")
+_MUTATING = (ActionKind.RELINK, ActionKind.PRUNE)
+# The ratio limit never refuses a plan that prunes only this many links: on a farm of five links
+# one confirmed prune is 20 % — the ratio exists to catch mass deletion, not a single dead link.
+RATIO_FLOOR = 1
+
+
+@dataclass(slots=True)
+class Plan:
+    actions: list[PlannedAction]
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(p.action.kind.value for p in self.actions))
+
+    def changes(self) -> list[PlannedAction]:
+        """The actions that would change the farm (relink, prune)."""
+        return [p for p in self.actions if p.action.kind in _MUTATING]
+
+    def raise_if_unsafe(self, policy: Policy, mounts: Mapping[str, MountState]) -> None:
+        """Refuse the whole plan (``UnsafePlan``) when it would act under a mount that is not
+        ``ok``, or prune more than ``max_prune`` links, or more than ``max_prune_ratio`` of the
+        links judged (a plan pruning ``RATIO_FLOOR`` links or fewer passes the ratio)."""
+        changes = self.changes()
+        for planned in changes:
+            for name in _mounts_touched(planned, mounts):
+                state = mounts.get(name)
+                if state is None or not state.up:
+                    health = state.health.value if state is not None else "unknown"
+                    raise UnsafePlan(
+                        "mount_not_ok",
+                        f"{planned.action.kind.value} of {planned.path!r} touches mount "
+                        f"{name!r}, which is {health}",
+                    )
+        prunes = sum(1 for p in changes if p.action.kind is ActionKind.PRUNE)
+        if prunes > policy.max_prune:
+            raise UnsafePlan(
+                "max_prune",
+                f"the plan prunes {prunes} links, over max_prune={policy.max_prune}; "
+                "nothing was done (--force applies it)",
+            )
+        judged = sum(1 for p in self.actions if p.judgement.verdict is not Verdict.NOT_SYMLINK)
+        if prunes > RATIO_FLOOR and judged and prunes / judged > policy.max_prune_ratio:
+            raise UnsafePlan(
+                "max_prune_ratio",
+                f"the plan prunes {prunes} of {judged} links ({prunes / judged:.1%}), over "
+                f"max_prune_ratio={policy.max_prune_ratio:.1%}; nothing was done "
+                "(--force applies it)",
+            )
+
+
+def make_plan(  # noqa: PLR0917 -- the agreed positional signature (interfaces.md)
+    judgements: Sequence[Judgement],
+    mounts: Mapping[str, MountState],
+    histories: Mapping[str, LinkHistory],
+    candidates: Mapping[str, Sequence[str]],
+    policy: Policy,
+    farm: str,
+    now: float,
+) -> Plan:
+    """One action per judgement. ``histories`` describe the passes *before* this one (the
+    runtime reads them before ``record_pass``); this pass is counted here."""
+    farm_root = os.path.normpath(farm)
+    actions: list[PlannedAction] = []
+    append = actions.append
+    for j in judgements:
+        if j.verdict is Verdict.OK and not _too_old(j, policy):
+            append(PlannedAction(j, _KEEP))  # the 1M-links fast path
+            continue
+        action = _decide(j, histories.get(j.facts.path), candidates, policy, now)
+        if action.kind in _MUTATING:
+            action = _gate(j, action, mounts, policy, farm_root)
+        append(PlannedAction(j, action))
+    return Plan(actions)
+
+
+def _too_old(j: Judgement, policy: Policy) -> bool:
+    return policy.max_age_days > 0 and j.age_days > policy.max_age_days
+
+
+def _decide(
+    j: Judgement,
+    history: LinkHistory | None,
+    candidates: Mapping[str, Sequence[str]],
+    policy: Policy,
+    now: float,
+) -> Action:
+    verdict = j.verdict
+    if verdict is Verdict.OK:
+        return Prune(
+            PruneReason.AGE,
+            reason=f"link is {j.age_days:.1f} days old (max_age_days={policy.max_age_days:g})",
+        )
+    if verdict is Verdict.DANGLING:
+        return _dangling(j, history, candidates.get(j.facts.path, ()), policy, now)
+    if verdict is Verdict.LOOP:
+        if policy.prune_loops:
+            return Prune(PruneReason.LOOP, reason="symlink loop (prune_loops is on)")
+        return Skip("symlink loop; reported only (prune_loops is off)")
+    if verdict is Verdict.OUTSIDE_MOUNTS:
+        if policy.prune_outside_mounts:
+            return Prune(
+                PruneReason.OUTSIDE_MOUNTS,
+                reason="target under no configured mount (prune_outside_mounts is on)",
+            )
+        return Skip("target under no configured mount; reported only")
+    if verdict is Verdict.NOT_SYMLINK:
+        return _KEEP_NOT_SYMLINK
+    # unreadable, mount_down, mount_hung: the target's state is unknown, so never act.
+    detail = f": {j.reason}" if j.reason else ""
+    return Skip(f"{verdict.value}; never acted on{detail}")
+
+
+def _dangling(
+    j: Judgement,
+    history: LinkHistory | None,
+    found: Sequence[str],
+    policy: Policy,
+    now: float,
+) -> Action:
+    if policy.relink and len(found) == 1:
+        return Relink(found[0], reason=f"target found at {found[0]}")
+    if len(found) > 1:
+        listed = ", ".join(found)
+        return Skip(f"dangling; {len(found)} relink candidates, ambiguous: {listed}")
+    passes = (history.bad_passes if history is not None else 0) + 1
+    since = history.bad_since if history is not None and history.bad_since is not None else now
+    minutes = max(0.0, (now - since) / 60.0)
+    if passes >= policy.confirm_after_passes and minutes >= policy.confirm_after_minutes:
+        return Prune(
+            PruneReason.DANGLING,
+            reason=f"dangling for {passes} passes over {_minutes(minutes)} minutes",
+        )
+    return Skip(
+        f"dangling, awaiting confirmation: pass {passes} of {policy.confirm_after_passes}, "
+        f"{_minutes(minutes)} of {policy.confirm_after_minutes:g} minutes"
+    )
+
+
+def _minutes(value: float) -> str:
+    return f"{math.floor(value):d}"
+
+
+def _gate(
+    j: Judgement, action: Action, mounts: Mapping[str, MountState], policy: Policy, farm: str
+) -> Action:
+    """Turn a mutating action into ``Skip`` where the plan may not act: a mount not ``ok``
+    (down, hung, or degraded by the breaker), or a path outside include / inside exclude."""
+    for name in _mounts_touched(PlannedAction(j, action), mounts):
+        state = mounts.get(name)
+        if state is None or not state.up:
+            health = state.health.value if state is not None else "unknown"
+            return Skip(f"would {action.kind.value}, but mount {name!r} is {health}")
+    rel = os.path.relpath(j.facts.path, farm)
+    if policy.include and not any(fnmatch.fnmatchcase(rel, g) for g in policy.include):
+        return Skip(f"would {action.kind.value}, but the path matches no include glob")
+    for glob in policy.exclude:
+        if fnmatch.fnmatchcase(rel, glob):
+            return Skip(f"would {action.kind.value}, but the path matches exclude {glob!r}")
+    return action
+
+
+def _mounts_touched(planned: PlannedAction, mounts: Mapping[str, MountState]) -> list[str]:
+    """Names of the mounts an action depends on: the link's own, and a relink's new target's.
+    A new target under no known mount names itself, so the gate refuses it."""
+    names: list[str] = []
+    if planned.judgement.facts.mount is not None:
+        names.append(planned.judgement.facts.mount)
+    action = planned.action
+    if isinstance(action, Relink):
+        names.append(mount_of(action.new_target, mounts) or f"<none: {action.new_target}>")
+    return names
+
+
+def mount_of(path: str, mounts: Mapping[str, MountState]) -> str | None:
+    """The mount ``path`` lies under (longest component-wise prefix), or ``None``."""
+    best: tuple[int, str] | None = None
+    norm = os.path.normpath(path)
+    for state in mounts.values():
+        root = os.path.normpath(state.path)
+        if (norm == root or norm.startswith(root.rstrip(os.sep) + os.sep)) and (
+            best is None or len(root) > best[0]
+        ):
+            best = (len(root), state.name)
+    return best[1] if best is not None else None
