@@ -183,11 +183,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Reply(400, {"error": str(exc)}) from exc
         if not targets:
             raise _Reply(400, {"error": "no directories given"})
-        relative = [t[len(mount.path.rstrip("/")) + 1:] for t in targets]
         # rclone caches directory listings; refresh each changed folder and its parent (a new or
         # renamed torrent folder appears in the parent's listing).
-        refresh = {(mount.name, r) for r in relative}
-        refresh |= {(mount.name, r.rpartition("/")[0]) for r in relative}
+        refresh = {(mount.name, t) for t in targets}
+        refresh |= {(mount.name, t.rpartition("/")[0] or "/") for t in targets}
         index = self.server.context.targets
         if not index.ready:
             # No full pass has mapped targets to farm folders yet: only a full pass is correct.

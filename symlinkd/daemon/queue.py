@@ -21,8 +21,8 @@ class ScanRequest:
     """A full pass, or a pass over some farm subtrees/links (``paths``; a subtree request with no
     paths only refreshes).
 
-    ``refresh`` names rclone VFS directories, as ``(mount name, dir relative to the remote
-    root)``, to refresh before the pass (a Zurg library update: rclone's dir cache would otherwise
+    ``refresh`` names rclone VFS directories, as ``(mount name, absolute directory under the
+    mount)``, to refresh before the pass (a Zurg library update: rclone's dir cache would otherwise
     hide the change for ``--dir-cache-time``).
     """
 
