@@ -1,0 +1,275 @@
+"""The only code that changes the farm. Dry-run is decided here and nowhere else.
+
+Per action: the link's mount(s) must still be ``ok`` (invariant 1); the link is read again
+(``lstat`` + ``readlink``) and left alone if another writer (rdt-client, Riven) changed it since
+the scan; the journal entry is committed *before* acting (invariant 6); a relink is a temporary
+link in the same directory moved over the old one with ``os.replace`` (invariant 7); a prune
+moves the link into ``quarantine_dir/<run_id>/<path in the farm>``; only directories this run
+emptied are removed (invariant 8), each journaled with its mtime so undo recreates it.
+
+A relinked link keeps the old link's mtime (and owner): the age policy counts from when the
+release entered the library, and a repair must neither extend nor reset that.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import sqlite3
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from symlinkd.journal import JournalAction, JournalState
+from symlinkd.model import (
+    ActionKind,
+    Outcome,
+    OutcomeResult,
+    PlannedAction,
+    Prune,
+    Relink,
+)
+from symlinkd.planner import Plan
+from symlinkd.recovery import recover_pending
+from symlinkd.state import StateDB
+
+TMP_PREFIX = ".symlinkd-tmp-"
+_MTIME_SLACK = 1e-3  # seconds; the scanner's float mtime vs a fresh lstat of the same inode
+
+
+class _Changed(Exception):
+    """The link is not what the scan saw; leave it alone."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    target: str
+    st: os.stat_result
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line an operator understands: errno name, meaning, and the usual cause."""
+    name = errno.errorcode.get(exc.errno or 0, "error")
+    hint = {
+        errno.EROFS: "the farm is mounted read-only",
+        errno.EACCES: "permission denied (check the farm's owner and symlinkd's user)",
+        errno.EPERM: "operation not permitted (check the farm's owner and symlinkd's user)",
+        errno.ENOSPC: "no space left on the device",
+        errno.EDQUOT: "disk quota exceeded",
+    }.get(exc.errno or 0, exc.strerror or str(exc))
+    where = f" ({exc.filename!s})" if exc.filename else ""
+    return f"{name}: {hint}{where}"
+
+
+class Executor:
+    def __init__(
+        self,
+        state: StateDB,
+        farm: str,
+        quarantine_dir: str,
+        *,
+        dry_run: bool,
+        mounts_ok: Callable[[str], bool],
+        stop: threading.Event | None = None,
+        mount_of: Callable[[str], str | None] | None = None,
+    ) -> None:
+        self.state = state
+        self.farm = os.path.normpath(farm)
+        self.quarantine_dir = os.path.normpath(quarantine_dir)
+        self.dry_run = dry_run
+        self.mounts_ok = mounts_ok
+        self.stop = stop
+        self.mount_of = mount_of  # a relink's new target -> its mount name, re-checked too
+
+    def execute(self, plan: Plan, run_id: str) -> list[Outcome]:
+        """Outcomes of the plan's relinks and prunes, in plan order (keeps and skips do
+        nothing and have none). Entries a crash left pending are settled first."""
+        if not self.dry_run:
+            recover_pending(self.state)
+        outcomes: list[Outcome] = []
+        for planned in plan.actions:
+            if planned.action.kind not in (ActionKind.RELINK, ActionKind.PRUNE):
+                continue
+            if self.stop is not None and self.stop.is_set():
+                outcomes.append(Outcome(planned, OutcomeResult.SKIPPED,
+                                        "not started: symlinkd is stopping"))
+                continue
+            outcomes.append(self._one(planned, run_id))
+        return outcomes
+
+    def _one(self, planned: PlannedAction, run_id: str) -> Outcome:
+        action = planned.action
+        if self.dry_run:
+            return Outcome(planned, OutcomeResult.DRY_RUN, self._would(planned, run_id))
+        for name in self._mounts(planned):
+            if not self.mounts_ok(name):
+                return Outcome(planned, OutcomeResult.SKIPPED,
+                               f"mount {name!r} is no longer ok; left alone")
+        try:
+            seen = self._reread(planned)
+        except _Changed as changed:
+            return Outcome(planned, OutcomeResult.SKIPPED, f"changed since the scan: {changed}")
+        try:
+            if isinstance(action, Relink):
+                return self._relink(planned, action, seen, run_id)
+            if isinstance(action, Prune):
+                return self._prune(planned, seen, run_id)
+        except sqlite3.Error as exc:
+            # No journal entry, no change: invariant 6 outranks finishing the pass.
+            return Outcome(planned, OutcomeResult.FAILED,
+                           f"journal write failed, nothing changed: {exc}")
+        raise AssertionError(f"not a mutating action: {action!r}")
+
+    def _would(self, planned: PlannedAction, run_id: str) -> str:
+        action = planned.action
+        if isinstance(action, Relink):
+            return (f"would relink {planned.path!r}: {planned.judgement.facts.target!r} -> "
+                    f"{action.new_target!r} (dry run; not actually changed)")
+        return (f"would move {planned.path!r} to {self._quarantine_path(planned.path, run_id)!r}"
+                " (dry run; not actually moved)")
+
+    def _mounts(self, planned: PlannedAction) -> list[str]:
+        names = [planned.judgement.facts.mount] if planned.judgement.facts.mount else []
+        action = planned.action
+        if isinstance(action, Relink) and self.mount_of is not None:
+            names.append(self.mount_of(action.new_target) or f"<none: {action.new_target}>")
+        return names
+
+    def _reread(self, planned: PlannedAction) -> _Seen:
+        facts = planned.judgement.facts
+        try:
+            st = os.lstat(facts.path)
+            if not stat.S_ISLNK(st.st_mode):
+                raise _Changed("no longer a symlink")
+            target = os.readlink(facts.path)
+        except FileNotFoundError:
+            raise _Changed("gone") from None
+        except OSError as exc:
+            raise _Changed(describe_os_error(exc)) from None
+        if target != facts.target:
+            raise _Changed(f"now points to {target!r}")
+        if abs(st.st_mtime - facts.link_mtime) > _MTIME_SLACK:
+            raise _Changed("rewritten (its mtime moved)")
+        return _Seen(target, st)
+
+    def _relink(self, planned: PlannedAction, action: Relink, seen: _Seen,
+                run_id: str) -> Outcome:
+        path = planned.path
+        tmp = os.path.join(os.path.dirname(path), TMP_PREFIX + secrets.token_hex(6))
+        seq = self.state.journal_begin(
+            run_id, path, JournalAction.RELINK, old_target=seen.target,
+            old_mtime_ns=seen.st.st_mtime_ns, new_target=action.new_target, tmp_path=tmp,
+            old_uid=seen.st.st_uid, old_gid=seen.st.st_gid,
+        )
+        try:
+            place_link(tmp, action.new_target, seen.st)
+            os.replace(tmp, path)
+        except OSError as exc:
+            _discard(tmp)
+            message = describe_os_error(exc)
+            self.state.journal_mark(run_id, seq, JournalState.FAILED, message)
+            return Outcome(planned, OutcomeResult.FAILED, message)
+        self.state.journal_mark(run_id, seq, JournalState.DONE)
+        return Outcome(planned, OutcomeResult.DONE,
+                       f"relinked: {seen.target!r} -> {action.new_target!r}")
+
+    def _quarantine_path(self, path: str, run_id: str) -> str:
+        return os.path.join(self.quarantine_dir, run_id, os.path.relpath(path, self.farm))
+
+    def _prune(self, planned: PlannedAction, seen: _Seen, run_id: str) -> Outcome:
+        path = planned.path
+        parent = os.path.dirname(path)
+        qpath = self._quarantine_path(path, run_id)
+        seq = self.state.journal_begin(
+            run_id, path, JournalAction.PRUNE, old_target=seen.target,
+            old_mtime_ns=seen.st.st_mtime_ns, quarantine_path=qpath,
+            old_uid=seen.st.st_uid, old_gid=seen.st.st_gid,
+        )
+        try:
+            parent_before = os.stat(parent)
+            os.makedirs(os.path.dirname(qpath), exist_ok=True)
+            move_link(path, qpath, seen.target, seen.st)
+        except OSError as exc:
+            message = describe_os_error(exc)
+            self.state.journal_mark(run_id, seq, JournalState.FAILED, message)
+            return Outcome(planned, OutcomeResult.FAILED, message)
+        self.state.journal_mark(run_id, seq, JournalState.DONE)
+        removed = self._remove_emptied(parent, parent_before, run_id)
+        note = f"; removed emptied folders: {', '.join(map(repr, removed))}" if removed else ""
+        return Outcome(planned, OutcomeResult.DONE, f"moved to quarantine {qpath!r}{note}")
+
+    def _remove_emptied(self, directory: str, before: os.stat_result, run_id: str) -> list[str]:
+        """Remove ``directory`` and then its parents while each is empty because of this run
+        (it held the link just pruned). Never the farm root, never outside the farm."""
+        removed: list[str] = []
+        while directory != self.farm and directory.startswith(self.farm + os.sep):
+            try:
+                if os.listdir(directory):
+                    break
+                parent = os.path.dirname(directory)
+                parent_before = os.stat(parent)
+            except OSError:
+                break
+            seq = self.state.journal_begin(
+                run_id, directory, JournalAction.RMDIR, old_mtime_ns=before.st_mtime_ns,
+                old_uid=before.st_uid, old_gid=before.st_gid,
+                old_mode=stat.S_IMODE(before.st_mode),
+            )
+            try:
+                os.rmdir(directory)  # ENOTEMPTY if a writer put something there meanwhile
+            except OSError as exc:
+                self.state.journal_mark(run_id, seq, JournalState.FAILED, describe_os_error(exc))
+                break
+            self.state.journal_mark(run_id, seq, JournalState.DONE)
+            removed.append(directory)
+            directory, before = parent, parent_before
+        return removed
+
+
+def place_link(path: str, target: str, like: os.stat_result | None = None, *,
+               mtime_ns: int | None = None, uid: int | None = None,
+               gid: int | None = None) -> None:
+    """Create symlink ``path`` -> ``target`` with the owner and mtime of ``like`` (or the given
+    values). Fails with EEXIST rather than replace anything."""
+    os.symlink(target, path)
+    try:
+        owner = (like.st_uid, like.st_gid) if like is not None else (uid, gid)
+        if owner[0] is not None and owner[1] is not None and os.geteuid() == 0:
+            os.lchown(path, owner[0], owner[1])
+        mtime = like.st_mtime_ns if like is not None else mtime_ns
+        if mtime is not None:
+            atime = like.st_atime_ns if like is not None else mtime
+            os.utime(path, ns=(atime, mtime), follow_symlinks=False)
+    except OSError:
+        _discard(path)
+        raise
+
+
+def move_link(source: str, dest: str, target: str, st: os.stat_result) -> None:
+    """Move symlink ``source`` to ``dest`` keeping target, owner and mtime: a rename on one
+    filesystem; across filesystems (EXDEV) a copy at ``dest`` first, then ``source`` removed."""
+    if os.path.lexists(dest):
+        raise FileExistsError(errno.EEXIST, "quarantine path already taken", dest)
+    try:
+        os.rename(source, dest)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    else:
+        return
+    place_link(dest, target, st)
+    try:
+        os.unlink(source)
+    except OSError:
+        _discard(dest)
+        raise
+
+
+def _discard(path: str) -> None:
+    try:
+        if os.path.islink(path):
+            os.unlink(path)
+    except OSError:
+        pass
