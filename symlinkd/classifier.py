@@ -1,0 +1,110 @@
+"""Verdict of each link from its facts and the state of its mount. Pure: no I/O, no clock.
+
+The one rule everything else leans on (ARCHITECTURE.md, safety invariant 2): only ENOENT or
+ENOTDIR met under a mount that is ``ok`` in this pass makes a link ``dangling``. A mount that is
+down, hung or degraded, ENOTCONN, EIO, ESTALE, EACCES and timeouts never do.
+
+Every link into a mount that is not ``ok`` gets ``mount_down`` (down or degraded) or
+``mount_hung`` (hung), whatever its own facts say: the scanner does not touch such a mount, so
+there is nothing per link to believe. A *degraded* mount (EIO on the anchor, rc refresh failing,
+the breaker tripped) is reported as ``mount_down`` with the reason "degraded: ...": it answers,
+but not well enough to tell "gone" from "not answering properly", so nothing under it is acted
+on — the same promise ``mount_down`` makes.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from symlinkd.model import (
+    EntryKind,
+    Judgement,
+    LinkFacts,
+    MountHealth,
+    MountState,
+    Verdict,
+)
+
+_DAY = 86400.0
+_GONE = frozenset({errno.ENOENT, errno.ENOTDIR})
+# Verdicts that count as a failure of the mount for the breaker (loops, outside links and
+# non-links say nothing about the mount's health).
+_FAILING = frozenset({Verdict.DANGLING, Verdict.UNREADABLE, Verdict.MOUNT_DOWN,
+                      Verdict.MOUNT_HUNG})
+
+
+def _name(code: int) -> str:
+    return errno.errorcode.get(code, f"errno {code}")
+
+
+def _verdict(facts: LinkFacts, mounts: Mapping[str, MountState]) -> tuple[Verdict, str]:
+    if facts.kind is not EntryKind.SYMLINK:
+        return Verdict.NOT_SYMLINK, f"{facts.kind.value} in the farm; never touched"
+    if facts.loop or facts.errno == errno.ELOOP:
+        return Verdict.LOOP, "symlink chain loops (or is longer than 40 hops)"
+    if facts.mount is None:
+        return Verdict.OUTSIDE_MOUNTS, "target is under no configured mount"
+    state = mounts.get(facts.mount)
+    if state is None:
+        return Verdict.MOUNT_DOWN, f"no state for mount {facts.mount}; not trusted"
+    why = f": {state.detail}" if state.detail else ""
+    if state.health is MountHealth.DOWN:
+        return Verdict.MOUNT_DOWN, f"mount {facts.mount} is down{why}"
+    if state.health is MountHealth.DEGRADED:
+        return Verdict.MOUNT_DOWN, f"mount {facts.mount} is degraded{why}; not trusted"
+    if state.health is MountHealth.HUNG or facts.timed_out:
+        return Verdict.MOUNT_HUNG, f"mount {facts.mount} did not answer in time{why}"
+    code = facts.errno
+    if code is None:
+        return Verdict.OK, ""
+    if code == errno.ENOTCONN:
+        return Verdict.MOUNT_DOWN, f"ENOTCONN under {facts.mount} (rclone not connected)"
+    if code in _GONE:
+        return Verdict.DANGLING, f"{_name(code)} under {facts.mount}, a healthy mount"
+    # EIO, ESTALE, EACCES and anything unexpected: the target is there but cannot be read
+    # (provider expiry, backend error). Never acted on at first sight.
+    return Verdict.UNREADABLE, f"{_name(code)} on the target under {facts.mount}"
+
+
+def classify(facts: LinkFacts, mounts: Mapping[str, MountState], now: float) -> Judgement:
+    """One link's verdict and age in days (from the link's own lstat mtime; never negative)."""
+    verdict, reason = _verdict(facts, mounts)
+    age = (now - facts.link_mtime) / _DAY
+    return Judgement(facts, verdict, age if age > 0.0 else 0.0, reason)
+
+
+def apply_breaker(
+    judgements: Sequence[Judgement], mounts: Mapping[str, MountState],
+    ratio: float, min_links: int,
+) -> dict[str, MountState]:
+    """Mount states with ``ok`` turned ``degraded`` where more than ``ratio`` of the links
+    into that mount failed (from ``min_links`` links up). Other states pass through."""
+    total: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    for j in judgements:
+        mount = j.facts.mount
+        if mount is None or j.facts.kind is not EntryKind.SYMLINK:
+            continue
+        total[mount] += 1
+        if j.verdict in _FAILING:
+            failed[mount] += 1
+    result = dict(mounts)
+    for name, state in mounts.items():
+        n, bad = total[name], failed[name]
+        if state.health is MountHealth.OK and n >= max(1, min_links) and bad > ratio * n:
+            detail = (f"breaker: {bad} of {n} links failed ({bad / n:.0%} > {ratio:.0%}); "
+                      "nothing under it is acted on")
+            result[name] = replace(state, health=MountHealth.DEGRADED, detail=detail)
+    return result
+
+
+def reclassify(judgements: Sequence[Judgement], mounts: Mapping[str, MountState],
+               now: float) -> list[Judgement]:
+    """Judge again after mount states changed (e.g. by ``apply_breaker``). Only links into a
+    mount that is not ``ok`` can change verdict, so only those are judged again."""
+    suspect = {name for name, s in mounts.items() if s.health is not MountHealth.OK}
+    return [classify(j.facts, mounts, now) if j.facts.mount in suspect else j
+            for j in judgements]
