@@ -1,0 +1,372 @@
+"""Loading the configuration: YAML file, then ``SYMLINKD_*`` environment overrides, then one JSON
+Schema plus semantic checks, every problem reported at once with its key path (borgmatic style).
+
+Environment overrides (documented in docs/cli.md): ``SYMLINKD_<KEY>__<KEY>...=<value>``; a double
+underscore descends one level, names are case-insensitive, a list item is chosen by index or (for
+``mounts``) by name: ``SYMLINKD_POLICY__MAX_AGE_DAYS=30``, ``SYMLINKD_MOUNTS__ZURG__RC_URL=...``.
+Values are YAML (``30``, ``true``, ``null``, ``[a, b]``, ``{k: v}``), except where the schema
+wants a string: there the text is taken as is, so a token like ``0x1f`` or ``1e5`` stays a string.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import re
+import types
+from collections.abc import Iterator, Mapping
+from dataclasses import fields, is_dataclass
+from importlib import resources
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+# types-jsonschema may or may not be installed; either way mypy stays quiet.
+import yaml
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped,unused-ignore]
+from jsonschema.exceptions import (  # type: ignore[import-untyped,unused-ignore]
+    ValidationError,
+)
+
+from symlinkd.config_checks import Key, Problems, check_semantics
+from symlinkd.settings import Secret, Settings
+
+DEFAULT_CONFIG_PATH = "/config/symlinkd.yaml"
+CONFIG_ENV = "SYMLINKD_CONFIG"
+ENV_PREFIX = "SYMLINKD_"
+REDACTED = "<redacted>"
+
+# Not configuration: the config path itself, logging/debug switches of the process, and the
+# variables Kubernetes injects for a Service named "symlinkd" (enableServiceLinks defaults to
+# true, so SYMLINKD_PORT=tcp://10.0.0.1:9090 appears in every pod of the namespace).
+_NOT_CONFIG = re.compile(
+    r"^SYMLINKD_(CONFIG|DEBUG|LOG_[A-Z0-9_]*|SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?"
+    r"|PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$"
+)
+
+def load_settings(path: str | None, env: Mapping[str, str]) -> Settings:
+    """Settings from ``path`` (None: ``$SYMLINKD_CONFIG``, else the default path, which may be
+    absent) and ``env``. Raises ``ConfigError`` listing every problem found."""
+    problems = Problems()
+    explicit = path is not None or bool(env.get(CONFIG_ENV))
+    path = path if path is not None else env.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH
+    document = _read_file(path, explicit, problems)
+    problems.raise_if_any()
+
+    data = _merge(_defaults(), document)
+    from_env = _apply_env(data, env, problems)
+    problems.origins.update(from_env)
+    _validate_schema(data, problems)
+    secrets = check_semantics(data, from_env, problems)
+    problems.raise_if_any()
+    for key, secret in secrets.items():
+        _set(data, key, secret)
+    settings: Settings = _build(Settings, _strip_secret_files(data))
+    return settings
+
+
+def effective_config(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data for ``config check``: secrets replaced by ``<redacted>``, and the
+    password of any ``user:password@`` URL too."""
+    data: dict[str, Any] = _to_data(settings, redact=True)
+    return data
+
+
+def config_schema() -> dict[str, Any]:
+    text = resources.files("symlinkd").joinpath("config_schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+# --- file -------------------------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys silently; a config that says ``farm:`` twice is a
+    mistake worth reporting."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+
+
+def _read_file(path: str, explicit: bool, problems: Problems) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.load(handle, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except FileNotFoundError:
+        if explicit:
+            problems.add((), f"config file {path} does not exist")
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.add((), f"cannot read config file {path}: {exc}")
+        return {}
+    except yaml.YAMLError as exc:
+        problems.add((), f"{path} is not valid YAML: {_yaml_error(exc)}")
+        return {}
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        problems.add((), f"{path} must hold a mapping of keys (farm:, mounts:, ...), "
+                         f"not a {type(document).__name__}")
+        return {}
+    return document
+
+
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or str(exc)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {what}" if mark else what
+
+
+# --- environment ------------------------------------------------------------------------------
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str], problems: Problems) -> dict[Key, str]:
+    """Writes each ``SYMLINKD_*`` override into ``data``; returns the key paths it set, with the
+    variable that set them (error messages name the variable)."""
+    schema = config_schema()
+    origins: dict[Key, str] = {}
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or _NOT_CONFIG.match(name):
+            continue
+        parts = name[len(ENV_PREFIX):].lower().split("__")
+        if not all(parts):
+            problems.add((), f"{name}: empty key segment (use one '__' between keys)")
+            continue
+        key = _resolve_env_key(data, parts, name, problems)
+        if key is None:
+            continue
+        value = _env_value(env[name], _schema_at(schema, key), name, problems)
+        if value is _INVALID:
+            continue
+        if not _set(data, key, value):
+            problems.add(key[:-1], f"{name}: cannot set a key inside a non-mapping value")
+            continue
+        origins[key] = name
+    return origins
+
+
+def _resolve_env_key(
+    data: dict[str, Any], parts: list[str], name: str, problems: Problems
+) -> Key | None:
+    key: list[str | int] = []
+    node: Any = data
+    for part in parts:
+        if isinstance(node, list):
+            index = _list_index(node, part)
+            if index is None:
+                problems.add(tuple(key), f"{name}: no item {part!r} (use an index 0..{len(node)} "
+                                         "or a mount name)")
+                return None
+            key.append(index)
+            node = node[index] if index < len(node) else {}
+        else:
+            key.append(part)
+            node = node.get(part) if isinstance(node, dict) else None
+            node = {} if node is None else node
+    return tuple(key)
+
+
+def _list_index(items: list[Any], part: str) -> int | None:
+    if part.isdigit():
+        index = int(part)
+        return index if index <= len(items) else None  # len(items): append a new item
+    for index, item in enumerate(items):
+        if isinstance(item, dict) and str(item.get("name", "")).lower().replace("-", "_") == part:
+            return index
+    return None
+
+
+_INVALID = object()
+
+
+def _env_value(text: str, schema: dict[str, Any] | None, name: str, problems: Problems) -> Any:
+    types = (schema or {}).get("type", ())
+    types = {types} if isinstance(types, str) else set(types)
+    if "string" in types and not types & {"number", "integer", "boolean", "object", "array"}:
+        if "null" in types and text.strip() in ("", "null", "~"):
+            return None
+        return text
+    try:
+        return yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        problems.add((), f"{name}: value is not valid YAML: {_yaml_error(exc)}")
+        return _INVALID
+
+
+def _schema_at(schema: dict[str, Any], key: Key) -> dict[str, Any] | None:
+    node: dict[str, Any] | None = schema
+    for part in key:
+        node = _deref(schema, node)
+        if node is None:
+            return None
+        if isinstance(part, int):
+            node = node.get("items")
+        else:
+            props = node.get("properties", {})
+            extra = node.get("additionalProperties")
+            node = props.get(part, extra if isinstance(extra, dict) else None)
+    return _deref(schema, node)
+
+
+def _deref(root: dict[str, Any], node: dict[str, Any] | None) -> dict[str, Any] | None:
+    while node is not None and "$ref" in node:
+        ref = node["$ref"].removeprefix("#/$defs/")
+        node = {**root["$defs"][ref], **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
+
+
+# --- schema -----------------------------------------------------------------------------------
+
+
+def _validate_schema(data: dict[str, Any], problems: Problems) -> None:
+    schema = config_schema()
+    validator = Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+    for error in errors:
+        for key, message in _describe(error):
+            problems.add(key, message)
+
+
+def _describe(error: ValidationError) -> Iterator[tuple[Key, str]]:
+    key: Key = tuple(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        for extra in error.instance:
+            if extra not in allowed:
+                near = difflib.get_close_matches(str(extra), allowed, n=1)
+                hint = (f" (did you mean {near[0]!r}?)" if near
+                        else f" (allowed: {', '.join(allowed)})")
+                yield (*key, extra), f"unknown key{hint}"
+    elif error.validator == "required":
+        yield key, error.message.replace("is a required property", "is required here")
+    elif error.validator == "pattern":
+        yield key, f"{error.instance!r} may hold only letters, digits, '_', '.', '-'"
+    else:
+        yield key, error.message
+
+
+# --- data <-> settings ------------------------------------------------------------------------
+
+
+_SECRET_KEYS = {
+    "token": "token_file", "api_key": "api_key_file", "webhook_token": "webhook_token_file",
+}
+
+
+def _defaults() -> dict[str, Any]:
+    data = _to_data(Settings(), redact=False)
+    assert isinstance(data, dict)
+    return data
+
+
+def _to_data(value: Any, *, redact: bool) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for f in fields(value):
+            item = getattr(value, f.name)
+            if f.name == "path_map":
+                out[f.name] = dict(item)
+            elif f.name.endswith("url") and isinstance(item, str) and redact:
+                out[f.name] = _redact_url(item)
+            else:
+                out[f.name] = _to_data(item, redact=redact)
+        return out
+    if isinstance(value, Secret):
+        return REDACTED if redact else value.reveal()
+    if isinstance(value, tuple | list):
+        return [_to_data(v, redact=redact) for v in value]
+    return value
+
+
+def _redact_url(url: str) -> str:
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", rf"\1:{REDACTED}@", url, flags=re.I)
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _set(data: dict[str, Any], key: Key, value: Any) -> bool:
+    node: Any = data
+    for part in key[:-1]:
+        if isinstance(node, dict):
+            if not isinstance(node.get(part), dict | list):
+                node[part] = {}
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int):
+            if part == len(node):
+                node.append({})
+            node = node[part]
+        else:
+            return False
+    last = key[-1]
+    if isinstance(node, dict):
+        node[last] = value
+    elif isinstance(node, list) and isinstance(last, int):
+        if last == len(node):
+            node.append(value)
+        else:
+            node[last] = value
+    else:
+        return False
+    return True
+
+
+def _strip_secret_files(data: dict[str, Any]) -> dict[str, Any]:
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v) for k, v in node.items() if k not in _SECRET_KEYS.values()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    stripped: dict[str, Any] = walk(data)
+    return stripped
+
+
+def _build(cls: type[Any], data: Mapping[str, Any]) -> Any:
+    hints = get_type_hints(cls)
+    kwargs = {f.name: _convert(hints[f.name], data[f.name]) for f in fields(cls) if f.name in data}
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    origin = get_origin(hint)
+    if value is None:
+        return None
+    if origin is Union or origin is types.UnionType:
+        inner = [a for a in get_args(hint) if a is not type(None)]
+        return _convert(inner[0], value)
+    if hint is Secret:
+        return value if isinstance(value, Secret) else Secret(str(value))
+    if is_dataclass(hint):
+        return _build(hint, value)  # type: ignore[arg-type]
+    if origin is tuple:
+        args = get_args(hint)
+        if isinstance(value, dict):  # path_map
+            return tuple((str(k), str(v)) for k, v in value.items())
+        return tuple(_convert(args[0], v) for v in value)
+    if hint is float:
+        return float(value)
+    return value
+

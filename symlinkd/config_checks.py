@@ -1,0 +1,295 @@
+"""Semantic checks the schema cannot express: absolute paths, a farm that overlaps a mount,
+duplicate mounts, URLs, listen addresses, cron lines and secret files. Each check tolerates values
+of the wrong type (the schema already reported those) so one run reports every problem."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from symlinkd.errors import ConfigError
+from symlinkd.settings import Secret
+
+Key = tuple[str | int, ...]
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*$")
+
+# Problems are listed in the order of the sample config (stable within a section).
+_SECTION_ORDER: dict[Key, int] = {
+    (): 0, ("farm",): 1, ("state_dir",): 2, ("mounts",): 3, ("timeouts",): 4, ("policy",): 5,
+    ("notify",): 6, ("daemon",): 7,
+}
+
+# (section key, secret name, required when the section is configured)
+_SECRETS: tuple[tuple[Key, str, bool], ...] = (
+    (("notify", "plex"), "token", True),
+    (("notify", "jellyfin"), "token", True),
+    (("notify", "sonarr"), "api_key", True),
+    (("notify", "radarr"), "api_key", True),
+    (("daemon",), "webhook_token", False),
+)
+
+
+def format_key(key: Key) -> str:
+    out = ""
+    for part in key:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _IDENT.match(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{part!r}]"
+    return out
+
+
+class Problems:
+    """Every problem found, in the order found; ``origins`` names the environment variable behind
+    a key so a message can say where a bad value came from."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Key, str]] = []
+        self.origins: dict[Key, str] = {}
+
+    def add(self, key: Key, message: str) -> None:
+        if (key, message) not in self.items:
+            self.items.append((key, message))
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            items = sorted(self.items, key=lambda item: _SECTION_ORDER.get(item[0][:1], 99))
+            raise ConfigError([(format_key(k), self._with_origin(k, m)) for k, m in items])
+
+    def _with_origin(self, key: Key, message: str) -> str:
+        for end in range(len(key), 0, -1):
+            name = self.origins.get(key[:end])
+            if name is not None:
+                return f"{message} (set by {name})"
+        return message
+
+
+def check_semantics(
+    data: dict[str, Any], from_env: Mapping[Key, str], problems: Problems
+) -> dict[Key, Secret]:
+    """Runs every semantic check; normalises paths in ``data``; returns the secrets read, by the
+    key they belong at (``("notify", "plex", "token")``)."""
+    farm = _abs_path(data, ("farm",), problems)
+    state_dir = _abs_path(data, ("state_dir",), problems)
+    quarantine = _abs_path(data, ("policy", "quarantine_dir"), problems)
+    mounts = _check_mounts(data, problems)
+    if farm is not None:
+        _check_farm(farm, mounts, problems)
+        for key, path, what in (
+            (("state_dir",), state_dir, "the state database"),
+            (("policy", "quarantine_dir"), quarantine, "quarantined links"),
+        ):
+            if path is None:
+                continue
+            if _inside(path, farm) or _inside(farm, path):
+                problems.add(key, f"{path} overlaps the farm ({farm}); {what} must live outside "
+                                  "it, where media servers never look")
+            for mkey, mount_name, mount_path in mounts:
+                if _inside(path, mount_path):
+                    problems.add(key, f"{path} lies inside mount {mount_name!r} ({mount_path}), "
+                                      f"a read-only FUSE mount (see {format_key(mkey)})")
+    for key in (("policy", "include"), ("policy", "exclude")):
+        globs = _get(data, key)
+        for index, glob in enumerate(globs if isinstance(globs, list) else ()):
+            if isinstance(glob, str) and glob.startswith("/"):
+                problems.add((*key, index), f"{glob!r}: globs are relative to the farm "
+                                            "(e.g. 'Shows/**')")
+    _check_notify(data, problems)
+    _check_daemon(data, problems)
+    return _read_secrets(data, from_env, problems)
+
+
+def _get(data: Any, key: Key) -> Any:
+    for part in key:
+        if isinstance(part, int) and isinstance(data, list) and part < len(data):
+            data = data[part]
+        elif isinstance(part, str) and isinstance(data, dict):
+            data = data.get(part)
+        else:
+            return None
+    return data
+
+
+def _abs_path(data: dict[str, Any], key: Key, problems: Problems) -> str | None:
+    """The normalised absolute path at ``key`` (written back), or None with a problem."""
+    value = _get(data, key)
+    if not isinstance(value, str) or not value:
+        return None
+    if not value.startswith("/"):
+        problems.add(key, f"{value!r} is a relative path; use an absolute path")
+        return None
+    norm = os.path.normpath(value)
+    parent = _get(data, key[:-1]) if len(key) > 1 else data
+    if isinstance(parent, dict | list):
+        parent[key[-1]] = norm  # type: ignore[index]
+    return norm
+
+
+def _inside(path: str, root: str) -> bool:
+    """Component-wise: /mnt/media/zurg2 is not inside /mnt/media/zurg."""
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _check_mounts(data: dict[str, Any], problems: Problems) -> list[tuple[Key, str, str]]:
+    mounts = data.get("mounts")
+    found: list[tuple[Key, str, str]] = []
+    names: dict[str, int] = {}
+    paths: dict[str, int] = {}
+    for index, mount in enumerate(mounts if isinstance(mounts, list) else ()):
+        if not isinstance(mount, dict):
+            continue
+        key: Key = ("mounts", index)
+        name = mount.get("name")
+        if isinstance(name, str):
+            first = names.setdefault(name.lower(), index)
+            if first != index:
+                problems.add((*key, "name"), f"duplicate mount name {name!r} "
+                                             f"(also mounts[{first}].name)")
+        path = _abs_path(data, (*key, "path"), problems)
+        if path is not None:
+            first = paths.setdefault(path, index)
+            if first != index:
+                problems.add((*key, "path"), f"duplicate mount path {path} "
+                                             f"(also mounts[{first}].path)")
+            elif path == "/":
+                problems.add((*key, "path"), "a mount cannot be the root directory")
+            else:
+                found.append(((*key, "path"), str(name), path))
+        anchor = mount.get("anchor")
+        if isinstance(anchor, str) and (anchor.startswith("/") or ".." in anchor.split("/")):
+            problems.add((*key, "anchor"), f"{anchor!r}: the anchor is a folder name relative "
+                                           "to the mount (e.g. __all__), without '..'")
+        _check_url(mount.get("rc_url"), (*key, "rc_url"), problems)
+    return found
+
+
+def _check_farm(farm: str, mounts: list[tuple[Key, str, str]], problems: Problems) -> None:
+    if farm == "/":
+        problems.add(("farm",), "the farm cannot be the root directory")
+        return
+    for key, name, path in mounts:
+        if _inside(farm, path):
+            problems.add(("farm",), f"{farm} lies inside mount {name!r} ({path}); the farm "
+                                    "must be outside every mount")
+        elif _inside(path, farm):
+            problems.add(key, f"{path} lies inside the farm ({farm}); a mount inside the farm "
+                              "would be walked as part of it")
+
+
+def _check_url(value: Any, key: Key, problems: Problems) -> None:
+    if not isinstance(value, str):
+        return
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = urlsplit(""), False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        problems.add(key, f"{value!r} is not an http(s) URL with a host "
+                          "(e.g. http://plex:32400)")
+
+
+def _check_notify(data: dict[str, Any], problems: Problems) -> None:
+    for server in ("plex", "jellyfin", "sonarr", "radarr"):
+        section = _get(data, ("notify", server))
+        if not isinstance(section, dict):
+            continue
+        _check_url(section.get("url"), ("notify", server, "url"), problems)
+        path_map = section.get("path_map")
+        for prefix in path_map if isinstance(path_map, dict) else ():
+            if not str(prefix).startswith("/"):
+                problems.add(("notify", server, "path_map", str(prefix)),
+                             "path_map keys are symlinkd's absolute path prefixes "
+                             "(e.g. /mnt/media)")
+
+
+def _check_daemon(data: dict[str, Any], problems: Problems) -> None:
+    listen = _get(data, ("daemon", "listen"))
+    if isinstance(listen, str) and not _valid_listen(listen):
+        problems.add(("daemon", "listen"), f"{listen!r} is not HOST:PORT (e.g. 0.0.0.0:9090, "
+                                           "[::]:9090, 127.0.0.1:0)")
+    cron = _get(data, ("daemon", "scan_cron"))
+    if isinstance(cron, str) and cron:
+        # heavy import; only when a cron line is set
+        from apscheduler.triggers.cron import CronTrigger  # noqa: PLC0415
+
+        try:
+            CronTrigger.from_crontab(cron)
+        except ValueError as exc:
+            problems.add(("daemon", "scan_cron"), f"{cron!r} is not a crontab line "
+                                                  f"(minute hour day month weekday): {exc}")
+
+
+def _valid_listen(listen: str) -> bool:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        return False
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            return ipaddress.ip_address(host[1:-1]).version == 6
+        except ValueError:
+            return False
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return bool(_HOSTNAME.match(host)) and not host.replace(".", "").isdigit()
+    return True
+
+
+def _read_secrets(
+    data: dict[str, Any], from_env: Mapping[Key, str], problems: Problems
+) -> dict[Key, Secret]:
+    found: dict[Key, Secret] = {}
+    for section_key, name, required in _SECRETS:
+        section = _get(data, section_key)
+        if not isinstance(section, dict):
+            continue
+        inline_key, file_key = (*section_key, name), (*section_key, f"{name}_file")
+        inline, path = section.get(name), section.get(f"{name}_file")
+        env_name = "SYMLINKD_" + "__".join(str(p).upper() for p in inline_key)
+        if inline is not None and not any(
+            inline_key[:n] in from_env for n in range(1, len(inline_key) + 1)
+        ):
+            problems.add(inline_key, f"secrets are not read from the config file; put it in a "
+                                     f"file and set {name}_file, or set {env_name}")
+            continue
+        if inline is not None and path is not None:
+            problems.add(section_key, f"set either {name}_file or {name}, not both")
+            continue
+        if isinstance(inline, str):
+            found[inline_key] = Secret(inline.strip())
+        elif isinstance(path, str):
+            secret = _read_secret_file(path, file_key, problems)
+            if secret is not None:
+                found[inline_key] = secret
+        elif required and inline is None and path is None:
+            problems.add(section_key, f"{name}_file is required (or set {env_name})")
+    return found
+
+
+def _read_secret_file(path: str, key: Key, problems: Problems) -> Secret | None:
+    if not path.startswith("/"):
+        problems.add(key, f"{path!r} is a relative path; use an absolute path")
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = handle.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        problems.add(key, f"cannot read secret file {path}: {reason}")
+        return None
+    if not value:
+        problems.add(key, f"secret file {path} is empty")
+        return None
+    return Secret(value)

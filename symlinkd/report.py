@@ -1,0 +1,347 @@
+"""What a pass found and did, for people (a rich table) and for programs (``--json``).
+
+Names are shown exactly but safely: a file name can hold a newline, an escape sequence or bytes
+that are not UTF-8, and printing it raw would garble a terminal or break a JSON parser. On screen
+such characters are escaped (``\\n``, ``\\x1b``, ``\\xff``). In JSON a name that is valid UTF-8 is
+given as is; one that is not gets its bytes escaped the same way in ``path`` plus the exact bytes
+in ``path_b64`` (base64), so a program can still find the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from symlinkd.model import (
+    ActionKind,
+    Judgement,
+    MountHealth,
+    Outcome,
+    PassReport,
+    PlannedAction,
+    Prune,
+    Relink,
+    Verdict,
+)
+
+# Shown by default; the rest only with --json --all. A regular file in the farm (a subtitle
+# Bazarr wrote next to the link, an .nfo) is counted but is not a problem: it is never touched.
+BENIGN = frozenset({Verdict.OK, Verdict.NOT_SYMLINK})
+OUTSIDE = "(no mount)"
+_VERDICT_STYLE = {
+    Verdict.OK: "green", Verdict.DANGLING: "red", Verdict.UNREADABLE: "yellow",
+    Verdict.MOUNT_DOWN: "bold red", Verdict.MOUNT_HUNG: "bold red",
+    Verdict.OUTSIDE_MOUNTS: "magenta", Verdict.LOOP: "magenta", Verdict.NOT_SYMLINK: "dim",
+}
+_HEALTH_STYLE = {MountHealth.OK: "green", MountHealth.DEGRADED: "yellow",
+                 MountHealth.DOWN: "bold red", MountHealth.HUNG: "bold red"}
+# bidi overrides can make a name display as another name
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRow:
+    judgement: Judgement
+    planned: PlannedAction | None
+    outcome: Outcome | None
+
+    @property
+    def action(self) -> ActionKind | None:
+        return self.planned.action.kind if self.planned else None
+
+    @property
+    def new_target(self) -> str | None:
+        action = self.planned.action if self.planned else None
+        return action.new_target if isinstance(action, Relink) else None
+
+    @property
+    def reason(self) -> str:
+        action = self.planned.action if self.planned else None
+        if action is not None and action.kind is not ActionKind.KEEP:
+            if action.reason:
+                return action.reason
+            if isinstance(action, Prune):
+                return f"prune: {action.why.value}"
+        return self.judgement.reason
+
+    @property
+    def interesting(self) -> bool:
+        return self.judgement.verdict not in BENIGN or self.action not in (None, ActionKind.KEEP)
+
+
+def rows(report: PassReport) -> list[LinkRow]:
+    planned = {p.path: p for p in report.planned}
+    outcomes = {o.planned.path: o for o in report.outcomes}
+    return [LinkRow(j, planned.get(j.path), outcomes.get(j.path)) for j in report.judgements]
+
+
+def exit_code(report: PassReport) -> int:
+    """3: refused for safety or a mount not ok; 1: problems found (or fixed); else 0."""
+    if report.refused or any(m.health is not MountHealth.OK for m in report.mounts.values()):
+        return 3
+    if report.problems or any(row.interesting for row in rows(report)):
+        return 1
+    return 0
+
+
+# --- names ------------------------------------------------------------------------------------
+
+
+def _raw(name: str) -> bytes:
+    try:
+        return os.fsencode(name)
+    except UnicodeEncodeError:  # a surrogate that did not come from the filesystem
+        return name.encode("utf-8", "backslashreplace")
+
+
+def printable(name: str) -> str:
+    """``name`` as one safe terminal line: control/bidi characters and invalid bytes escaped."""
+    text = _raw(name).decode("utf-8", "backslashreplace")
+    out: list[str] = []
+    for char in text:
+        if char in "\n\t\r":
+            out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}[char])
+        elif unicodedata.category(char) == "Cc" or char in _BIDI:
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def json_name(name: str | None) -> tuple[str | None, str | None]:
+    """(text, base64 of the exact bytes or None): the text is exact when the name is UTF-8."""
+    if name is None:
+        return None, None
+    raw = _raw(name)
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace"), base64.b64encode(raw).decode("ascii")
+
+
+def _put_name(doc: dict[str, Any], key: str, name: str | None) -> None:
+    text, b64 = json_name(name)
+    doc[key] = text
+    if b64 is not None:
+        doc[f"{key}_b64"] = b64
+
+
+# --- JSON -------------------------------------------------------------------------------------
+
+
+def to_json(report: PassReport, *, all_links: bool) -> dict[str, Any]:
+    table = rows(report)
+    verdicts = Counter(j.verdict.value for j in report.judgements)
+    actions = Counter(p.action.kind.value for p in report.planned)
+    results: dict[str, dict[str, int]] = {}
+    for outcome in report.outcomes:
+        per = results.setdefault(outcome.planned.action.kind.value, {})
+        per[outcome.result.value] = per.get(outcome.result.value, 0) + 1
+    listed = [row for row in table if all_links or row.interesting]
+    return {
+        "run_id": report.run_id,
+        "kind": report.kind,
+        "apply": report.apply,
+        "dry_run": not report.apply,
+        "started": report.started,
+        "finished": report.finished,
+        "duration_seconds": round(max(0.0, report.finished - report.started), 3),
+        "exit_code": exit_code(report),
+        "mounts": [_mount_json(m.name, m.path, m.health.value, m.detail)
+                   for m in report.mounts.values()],
+        "counts": {v.value: verdicts.get(v.value, 0) for v in Verdict},
+        "counts_by_mount": _by_mount(report),
+        "actions": {a.value: actions.get(a.value, 0) for a in ActionKind},
+        "results": results,
+        "refused": report.refused,
+        "refused_reason": report.refused_reason,
+        "links_total": len(table),
+        "links_listed": len(listed),
+        "links": [_link_json(row) for row in listed],
+        "problems": [_problem_json(p.path, p.errno, p.message) for p in report.problems],
+        "notes": list(report.notes),
+    }
+
+
+def _mount_json(name: str, path: str, state: str, detail: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {"name": name}
+    _put_name(doc, "path", path)
+    doc.update(state=state, detail=detail)
+    return doc
+
+
+def _by_mount(report: PassReport) -> list[dict[str, Any]]:
+    tally: dict[str | None, Counter[str]] = {}
+    for j in report.judgements:
+        tally.setdefault(j.facts.mount, Counter())[j.verdict.value] += 1
+    return [{"mount": mount, "counts": dict(counts)} for mount, counts in tally.items()]
+
+
+def _link_json(row: LinkRow) -> dict[str, Any]:
+    j = row.judgement
+    doc: dict[str, Any] = {}
+    _put_name(doc, "path", j.path)
+    _put_name(doc, "target", j.facts.target)
+    doc["verdict"] = j.verdict.value
+    doc["action"] = row.action.value if row.action else None
+    _put_name(doc, "new_target", row.new_target)
+    doc["reason"] = row.reason
+    doc["verdict_reason"] = j.reason
+    doc["mount"] = j.facts.mount
+    doc["age_days"] = round(j.age_days, 2)
+    doc["result"] = row.outcome.result.value if row.outcome else None
+    doc["message"] = row.outcome.message if row.outcome else ""
+    return doc
+
+
+def _problem_json(path: str, errno: int | None, message: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    _put_name(doc, "path", path)
+    doc.update(errno=errno, message=message)
+    return doc
+
+
+# --- terminal ---------------------------------------------------------------------------------
+
+
+def render(
+    report: PassReport,
+    console: Console,
+    *,
+    farm: str | None = None,
+    limit: int = 200,
+    all_links: bool = False,
+) -> None:
+    """The report for a person: mounts, counts per mount and verdict, problem links (every entry
+    with ``all_links``; at most ``limit``), what was (or would be) done, refusals in red.
+    ``farm``: show link paths relative to it."""
+    dry = not report.apply
+    title = f"symlinkd {report.kind} pass {report.run_id}"
+    console.print(Text(title + ("  (dry run; nothing changed)" if dry else ""), style="bold"))
+    _render_mounts(report, console)
+    _render_counts(report, console)
+    table = rows(report)
+    problems = [row for row in table if row.interesting]
+    listed = sorted(table if all_links else problems, key=lambda row: _raw(row.judgement.path))
+    if listed:
+        _render_links(listed, console, farm, limit, "Links" if all_links else "Problem links")
+    for problem in report.problems:
+        console.print(Text(f"could not read {printable(problem.path)}: {problem.message}",
+                           style="yellow"))
+    if report.refused:
+        console.print(Text(
+            f"PLAN REFUSED ({report.refused_reason or 'unsafe'}): {report.refused}\n"
+            "Nothing was changed. Fix the cause, or re-run with --apply --force to override the "
+            "safety limits.", style="bold red"))
+    _render_actions(report, console, farm, limit)
+    for note in report.notes:
+        console.print(Text(("would notify: " if dry else "notified: ") + note, style="cyan"))
+    _render_summary(report, table, problems, console)
+
+
+def _render_mounts(report: PassReport, console: Console) -> None:
+    table = Table(title="Mounts", title_justify="left", show_edge=False)
+    for col in ("mount", "path", "state", "detail"):
+        table.add_column(col, overflow="fold")
+    for m in report.mounts.values():
+        table.add_row(Text(m.name), Text(printable(m.path)),
+                      Text(m.health.value, style=_HEALTH_STYLE[m.health]), Text(m.detail))
+    console.print(table)
+
+
+def _render_counts(report: PassReport, console: Console) -> None:
+    tally: dict[str, Counter[Verdict]] = {name: Counter() for name in report.mounts}
+    for j in report.judgements:
+        tally.setdefault(j.facts.mount or OUTSIDE, Counter())[j.verdict] += 1
+    seen = [v for v in Verdict if any(c[v] for c in tally.values())] or [Verdict.OK]
+    table = Table(title="Links by mount and verdict", title_justify="left", show_edge=False)
+    table.add_column("mount")
+    for verdict in seen:
+        table.add_column(Text(verdict.value, style=_VERDICT_STYLE[verdict]), justify="right")
+    table.add_column("total", justify="right")
+    for mount, counts in tally.items():
+        table.add_row(Text(mount), *(str(counts[v]) for v in seen), str(sum(counts.values())))
+    console.print(table)
+
+
+def _short(path: str | None, farm: str | None) -> str:
+    if path is None:
+        return ""
+    if farm and path.startswith(farm.rstrip("/") + "/"):
+        path = path[len(farm.rstrip("/")) + 1:]
+    return printable(path)
+
+
+def _render_links(
+    problems: list[LinkRow], console: Console, farm: str | None, limit: int, title: str
+) -> None:
+    table = Table(title=f"{title} ({len(problems)})", title_justify="left", show_edge=False)
+    for col in ("path", "target", "verdict", "action", "reason"):
+        table.add_column(col, overflow="fold")
+    for row in problems[:limit]:
+        verdict = row.judgement.verdict
+        action = row.action.value if row.action else "-"
+        if row.new_target and row.new_target not in row.reason:
+            action += f" → {printable(row.new_target)}"
+        table.add_row(Text(_short(row.judgement.path, farm)),
+                      Text(printable(row.judgement.facts.target or "")),
+                      Text(verdict.value, style=_VERDICT_STYLE[verdict]),
+                      Text(action), Text(printable(row.reason)))
+    console.print(table)
+    if len(problems) > limit:
+        console.print(Text(f"... and {len(problems) - limit} more (all of them: --json)"))
+
+
+def _render_actions(report: PassReport, console: Console, farm: str | None, limit: int) -> None:
+    changes = [p for p in report.planned if p.action.kind in (ActionKind.RELINK, ActionKind.PRUNE)]
+    if not changes or (report.refused and report.apply):
+        return
+    if not report.apply:
+        flags = "--apply --force" if report.refused else "--apply"
+        console.print(Text(f"With {flags}, symlinkd would make {len(changes)} change(s):",
+                           style="bold"))
+        for p in changes[:limit]:
+            console.print(Text("  " + _describe(p, farm)))
+        if len(changes) > limit:
+            console.print(Text(f"  ... and {len(changes) - limit} more"))
+        return
+    results = Counter((o.planned.action.kind.value, o.result.value) for o in report.outcomes)
+    summary = ", ".join(f"{kind} {result}: {n}" for (kind, result), n in sorted(results.items()))
+    console.print(Text(f"Actions: {summary or 'none'}", style="bold"))
+    for o in report.outcomes:
+        if o.result.value == "failed":
+            console.print(Text(f"  FAILED {_describe(o.planned, farm)}: {printable(o.message)}",
+                               style="red"))
+
+
+def _describe(planned: PlannedAction, farm: str | None) -> str:
+    action = planned.action
+    path = _short(planned.path, farm)
+    if isinstance(action, Relink):
+        return f"relink {path} → {printable(action.new_target)}"
+    if isinstance(action, Prune):
+        return f"prune  {path} ({action.why.value}) into the quarantine"
+    return f"{action.kind.value} {path}"
+
+
+def _render_summary(
+    report: PassReport, table: list[LinkRow], problems: list[LinkRow], console: Console
+) -> None:
+    seconds = max(0.0, report.finished - report.started)
+    code = exit_code(report)
+    style = {0: "green", 1: "yellow"}.get(code, "bold red")
+    line = f"{len(table)} entries, {len(problems)} need attention, {seconds:.1f}s"
+    if not report.apply:
+        line += " (dry run; nothing changed)"
+        if any(p.action.kind in (ActionKind.RELINK, ActionKind.PRUNE) for p in report.planned):
+            line += " — run again with --apply to make these changes"
+    console.print(Text(line, style=style))

@@ -1,0 +1,93 @@
+"""``symlinkd scan`` (and the demo's pass): build the runtime, run one pass with a progress line
+on a terminal, print the report (table or JSON), return the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console, RenderableType
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.text import Text
+
+from symlinkd.model import PassReport
+from symlinkd.report import exit_code, render, to_json
+from symlinkd.runtime import PassOptions, build_runtime
+from symlinkd.settings import Settings
+
+
+def run_scan(settings: Settings, paths: tuple[str, ...], args: argparse.Namespace) -> int:
+    options = PassOptions(paths=paths, apply=args.apply, force=args.force,
+                          notify=not args.no_notify, kind="subtree" if paths else "full")
+    report = run_pass(settings, options, show_progress=not args.json)
+    show(report, settings, as_json=args.json, all_links=args.all)
+    return exit_code(report)
+
+
+def run_pass(settings: Settings, options: PassOptions, *, show_progress: bool) -> PassReport:
+    with build_runtime(settings) as runtime, progress_line(settings.farm, show_progress) as tick:
+        return runtime.run_pass(options, progress=tick)
+
+
+def show(report: PassReport, settings: Settings, *, as_json: bool, all_links: bool) -> None:
+    if as_json:
+        write_json(to_json(report, all_links=all_links))
+    else:
+        render(report, stdout_console(), farm=settings.farm, all_links=all_links)
+
+
+def write_json(document: dict[str, Any]) -> None:
+    """UTF-8 whatever the locale: names in the document are valid Unicode (see report.py)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8"))
+    sys.stdout.buffer.write(b"\n")
+    sys.stdout.buffer.flush()
+
+
+def stdout_console() -> Console:
+    # A pipe gets rich's 80 columns unless told otherwise; a report read from a file or a
+    # `kubectl logs` is easier with room for paths.
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(highlight=False, width=160 if wide else None)
+
+
+class _Seen:
+    """The progress renderable: reads the latest count when rich refreshes (4 times a second),
+    so the scanner's callback costs one attribute store."""
+
+    def __init__(self, farm: str) -> None:
+        self.count = 0
+        self.started = time.monotonic()
+        self.spinner = Spinner("dots")
+        self.farm = farm
+
+    def tick(self, count: int) -> None:
+        self.count = count
+
+    def __rich__(self) -> RenderableType:
+        elapsed = time.monotonic() - self.started
+        rate = self.count / elapsed if elapsed > 0 else 0.0
+        self.spinner.update(text=Text(
+            f"scanning {self.farm}: {self.count:,} entries, {elapsed:.0f}s ({rate:,.0f}/s)"))
+        return self.spinner
+
+
+@contextmanager
+def progress_line(farm: str, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+    """A live line on stderr while the pass runs — only when stderr is a terminal, so logs,
+    pipes and --json never see it; removed when the pass ends."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    seen = _Seen(farm)
+    console = Console(stderr=True)
+    with Live(seen, console=console, transient=True, refresh_per_second=4,
+              redirect_stdout=False, redirect_stderr=False):
+        yield seen.tick
