@@ -1,0 +1,170 @@
+"""``symlinkd undo RUN_ID``, ``symlinkd history``, ``symlinkd quarantine purge``.
+
+Each prints its result (a table on a terminal, or JSON) and returns the exit code:
+0 done / nothing to do, 1 something could not be done (a conflict, a failure), 2 a usage
+problem (unknown run), 3 refused (another symlinkd holds the state directory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from symlinkd.errors import StateLocked
+from symlinkd.settings import Settings
+from symlinkd.state import RunSummary, StateDB
+from symlinkd.undo import UndoReport, undo_run
+
+LOCK_WAIT_SECONDS = 30.0  # undo waits this long for a running pass to finish
+
+
+def _console() -> Console:
+    return Console(file=sys.stdout, soft_wrap=True)
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+def cmd_undo(settings: Settings, run_id: str, *, as_json: bool) -> int:
+    state = StateDB(settings.state_dir)
+    try:
+        try:
+            state.lock_exclusive(wait_seconds=LOCK_WAIT_SECONDS)
+        except StateLocked as exc:
+            print(f"symlinkd undo: refused: {exc}", file=sys.stderr)
+            return 3
+        try:
+            report = undo_run(state, run_id)
+        except KeyError:
+            print(f"symlinkd undo: no run {run_id!r} in the journal "
+                  "(see `symlinkd history`)", file=sys.stderr)
+            return 2
+        except ValueError as exc:
+            print(f"symlinkd undo: {exc}", file=sys.stderr)
+            return 2
+    finally:
+        state.close()
+    _print_undo(report, as_json)
+    return 0 if report.clean else 1
+
+
+def _print_undo(report: UndoReport, as_json: bool) -> None:
+    if as_json:
+        doc = {
+            "run_id": report.run_id or None,
+            "undo_of": report.undo_of,
+            "counts": report.tally(),
+            "items": [
+                {"path": i.path, "action": i.action, "result": i.result.value,
+                 "message": i.message}
+                for i in report.items
+            ],
+        }
+        print(json.dumps(doc, indent=2))
+        return
+    console = _console()
+    if not report.items:
+        console.print(f"Nothing to undo in run {report.undo_of} (already undone, or it changed "
+                      "nothing).")
+        return
+    table = Table(title=f"undo of {report.undo_of} (journaled as run {report.run_id})")
+    for column in ("path", "was", "result", "message"):
+        table.add_column(column)
+    for item in report.items:
+        table.add_row(repr(item.path)[1:-1], item.action, item.result.value, item.message)
+    console.print(table)
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(report.tally().items()))
+    console.print(counts)
+
+
+def _run_doc(run: RunSummary) -> dict[str, Any]:
+    return {
+        "id": run.id, "kind": run.kind, "mode": run.mode, "started": run.started,
+        "finished": run.finished, "counts": run.counts, "journal": run.journal,
+        "refused": run.refused, "undo_of": run.undo_of,
+    }
+
+
+def cmd_history(settings: Settings, *, as_json: bool, limit: int) -> int:
+    state = StateDB(settings.state_dir)
+    try:
+        runs = state.runs(limit)
+    finally:
+        state.close()
+    if as_json:
+        print(json.dumps([_run_doc(r) for r in runs], indent=2))
+        return 0
+    console = _console()
+    if not runs:
+        console.print("No runs recorded yet.")
+        return 0
+    table = Table(title=f"symlinkd runs (newest first, at most {limit})")
+    for column in ("run", "kind", "mode", "started", "seconds", "counts", "journal", "note"):
+        table.add_column(column)
+    for run in runs:
+        seconds = f"{run.finished - run.started:.1f}" if run.finished else "unfinished"
+        counts = " ".join(f"{k}={v}" for k, v in sorted(run.counts.items()))
+        journal = " ".join(f"{k}={v}" for k, v in sorted(run.journal.items()))
+        note = (f"refused: {run.refused}" if run.refused
+                else f"undo of {run.undo_of}" if run.undo_of else "")
+        table.add_row(run.id, run.kind, run.mode, _when(run.started), seconds, counts,
+                      journal, note)
+    console.print(table)
+    return 0
+
+
+def _count_links(folder: str) -> int:
+    total = 0
+    for where, dirs, files in os.walk(folder):
+        total += len(files) + sum(1 for d in dirs if os.path.islink(os.path.join(where, d)))
+    return total
+
+
+def cmd_quarantine_purge(settings: Settings, *, older_than_days: float, apply: bool) -> int:
+    """Delete quarantine folders of runs older than ``older_than_days`` (a dry run unless
+    ``apply``). Undo still works afterwards: the journal holds every target and mtime."""
+    root = settings.policy.quarantine_dir
+    console = _console()
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        console.print(f"Quarantine {root} is empty (it does not exist yet).")
+        return 0
+    state = StateDB(settings.state_dir)
+    try:
+        cutoff = time.time() - older_than_days * 86400.0
+        old: list[tuple[str, int]] = []
+        for name in names:
+            folder = os.path.join(root, name)
+            if not os.path.isdir(folder) or os.path.islink(folder):
+                continue
+            run = state.run(name)
+            when = run.started if run is not None else os.lstat(folder).st_mtime
+            if when < cutoff:
+                old.append((folder, _count_links(folder)))
+    finally:
+        state.close()
+    failed = 0
+    for folder, links in old:
+        if not apply:
+            console.print(f"would delete {folder} ({links} links) (dry run; not actually "
+                          "deleted; add --apply)")
+            continue
+        try:
+            shutil.rmtree(folder)  # never follows the quarantined symlinks
+        except OSError as exc:
+            failed += 1
+            console.print(f"could not delete {folder}: {exc}")
+        else:
+            console.print(f"deleted {folder} ({links} links)")
+    if not old:
+        console.print(f"Nothing in {root} is older than {older_than_days:g} days.")
+    return 1 if failed else 0
