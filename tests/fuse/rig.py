@@ -248,8 +248,13 @@ class FuseRig:
 
     def _start_rclone(self, mount: RigMount) -> None:
         last_error = ""
-        for _attempt in range(3):  # the free rc port can be taken between probe and bind
-            mount.rc_port = free_port()
+        # A remount keeps its rc port so Settings and config files built earlier stay valid
+        # (Go listens with SO_REUSEADDR); a first start picks a free one, which another process
+        # can take between our probe and rclone's bind, hence the retries.
+        keep = mount.rc_port != 0
+        for _attempt in range(3):
+            if not keep:
+                mount.rc_port = free_port()
             cmd = [
                 "rclone", "mount", f"{mount.name}:", str(mount.mountpoint),
                 "--config", str(self._rclone_config),
