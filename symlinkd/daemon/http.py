@@ -20,7 +20,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.exposition import choose_encoder
 
 from symlinkd.daemon.queue import ScanRequest
 from symlinkd.daemon.webhooks import (
@@ -73,8 +74,10 @@ class HttpServer:
     def __init__(self, listen: str, context: HttpContext) -> None:
         host, _, port = listen.rpartition(":")
         self._server = _Server((host.strip("[]") or "0.0.0.0", int(port)), context)
+        # A short poll interval: shutdown() waits for the loop to notice, and stop has 10 s.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="symlinkd-http", daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+            name="symlinkd-http", daemon=True,
         )
 
     @property
@@ -142,9 +145,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- GET -----------------------------------------------------------------------------------
     def _metrics(self) -> None:
-        body = generate_latest(self.server.context.registry)
+        # Content negotiation as prometheus_client's own server does: OpenMetrics when the
+        # scraper asks for it, else the classic text format.
+        encode, content_type = choose_encoder(self.headers.get("Accept", ""))
+        body = encode(self.server.context.registry)
         self._count("/metrics", 200)
-        self._send(200, body, CONTENT_TYPE_LATEST)
+        self._send(200, body, content_type)
 
     def _healthz(self) -> None:
         ok, detail = self.server.context.healthy()
@@ -165,10 +171,11 @@ class _Handler(BaseHTTPRequestHandler):
         except PayloadError as exc:
             raise _Reply(400, {"error": str(exc)}) from exc
         if not meaning.paths:
-            log.info("webhook ignored", source=kind, event=meaning.event, why=meaning.ignored)
+            log.info("webhook ignored", source=kind, arr_event=meaning.event, why=meaning.ignored)
             raise _Reply(200, {"event": meaning.event, "ignored": meaning.ignored})
         self._enqueue(ScanRequest.subtree(meaning.paths, source=f"{kind}:{meaning.event}"))
-        log.info("webhook accepted", source=kind, event=meaning.event, paths=list(meaning.paths))
+        log.info("webhook accepted", source=kind, arr_event=meaning.event,
+                 paths=list(meaning.paths))
         raise _Reply(202, {"event": meaning.event, "queued": list(meaning.paths)})
 
     def _zurg(self) -> None:
