@@ -17,7 +17,8 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from symlinkd.errors import NotifierRejected, NotifierUnavailable
@@ -48,16 +49,19 @@ class RetryPolicy:
 
 
 class ApiClient:
-    """A target's shared ``httpx.Client``. ``auth`` maps header name to secret."""
+    """A target's shared ``httpx.Client``. ``auth`` maps header name to secret; ``headers``
+    are plain ones every request carries."""
 
     def __init__(self, target: str, base_url: str, auth: Mapping[str, Secret], *,
                  timeout: float, retry: RetryPolicy,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
         self.target = target
         self._retry = retry
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"),
-            headers={name: secret.reveal() for name, secret in auth.items()},
+            headers={**(headers or {}),
+                     **{name: secret.reveal() for name, secret in auth.items()}},
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
             transport=transport,
@@ -79,8 +83,10 @@ class ApiClient:
             headers["Content-Type"] = "application/json"
         retrying = Retrying(
             stop=stop_after_attempt(self._retry.retries + 1),
-            wait=wait_exponential_jitter(initial=self._retry.initial_wait,
-                                         max=self._retry.max_wait, jitter=self._retry.jitter),
+            # exponential + random jitter (wait_exponential_jitter renamed its arguments
+            # between tenacity 8 and 9; these two are stable in both).
+            wait=wait_exponential(multiplier=self._retry.initial_wait, max=self._retry.max_wait)
+            + wait_random(0, self._retry.jitter),
             retry=retry_if_exception_type(_Transient),
             reraise=True,
         )

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from symlinkd import __version__
 from symlinkd.errors import NotifierUnavailable
 from symlinkd.notifiers.base import ApiRequest
 from symlinkd.notifiers.client import ApiClient, RetryPolicy
@@ -25,8 +26,12 @@ class PlexSection:
 class PlexApi:
     def __init__(self, server: MediaServer, retry: RetryPolicy,
                  transport: httpx.BaseTransport | None = None) -> None:
+        # The spec marks X-Plex-Client-Identifier required; Plex lists the client by it.
+        identity = {"X-Plex-Client-Identifier": "symlinkd", "X-Plex-Product": "symlinkd",
+                    "X-Plex-Version": __version__}
         self.client = ApiClient(TARGET, server.url, {"X-Plex-Token": server.token},
-                                timeout=server.timeout_seconds, retry=retry, transport=transport)
+                                timeout=server.timeout_seconds, retry=retry, transport=transport,
+                                headers=identity)
 
     def sections(self) -> list[PlexSection]:
         # Without "Accept: application/json" Plex answers XML (the client always sends it).
