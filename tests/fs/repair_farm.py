@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from symlinkd.classifier import classify
 from symlinkd.model import (
     EntryKind,
     Judgement,
@@ -112,9 +113,7 @@ def facts_of(path: str, mounts: Iterable[MountSettings]) -> LinkFacts:
 
 
 def judge(facts: LinkFacts, mounts: Mapping[str, MountState], now: float) -> Judgement:
-    """The verdict the way the classifier gives it for the simple cases the repair tests use."""
-    from symlinkd.classifier import classify  # the real classifier (SCAN's)
-
+    """The real classifier's (SCAN's) verdict."""
     return classify(facts, mounts, now)
 
 
