@@ -37,10 +37,10 @@ _SECRETS: tuple[tuple[Key, str, bool], ...] = (
 
 def format_key(key: Key) -> str:
     out = ""
-    for part in key:
+    for index, part in enumerate(key):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif _IDENT.match(part):
+        elif _IDENT.match(part) and key[index - 1 : index] != ("path_map",):
             out += f".{part}" if out else part
         else:
             out += f"[{part!r}]"
