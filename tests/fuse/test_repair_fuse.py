@@ -51,8 +51,9 @@ def symlinkd(rig: FuseRig, *args: str, config: Path | None = None) -> tuple[int,
     try:
         document = json.loads(proc.stdout)
     except json.JSONDecodeError:
-        pytest.fail(f"symlinkd exit {proc.returncode}, no JSON on stdout;\nstdout: "
-                    f"{proc.stdout[-2000:]!r}\nstderr: {proc.stderr.decode(errors='replace')[-3000:]}")
+        stderr = proc.stderr.decode(errors="replace")[-3000:]
+        pytest.fail(f"symlinkd exit {proc.returncode}, no JSON on stdout;\n"
+                    f"stdout: {proc.stdout[-2000:]!r}\nstderr: {stderr}")
     return proc.returncode, document
 
 
