@@ -49,7 +49,7 @@ class Courier:
         self.lines: list[str] = []
         self.outbox = Outbox()
         self.down: str | None = None  # why the rest of this call is deferred
-        self._sent: set[tuple[Any, ...]] = set()
+        self._sent: dict[tuple[Any, ...], httpx.Response | None] = {}
         self._unmapped: set[str] = set()
 
     def count(self, result: str, n: int = 1) -> None:
@@ -73,10 +73,11 @@ class Courier:
         """Send once per call; ``None`` when it was not delivered (then it is kept for the next
         call unless the server refused it for good)."""
         if request.key in self._sent:
-            if pending_id is not None:
+            # Sent (or deferred) already in this call: the earlier fate stands for both.
+            if pending_id is not None and self._sent[request.key] is not None:
                 self.outbox.ack.append(pending_id)
-            return None
-        self._sent.add(request.key)
+            return self._sent[request.key]
+        self._sent[request.key] = None
         if self.down is not None:
             self.defer(request, self.down, pending_id)
             return None
@@ -88,6 +89,7 @@ class Courier:
         except RequestRefused as exc:
             self._fail_refused(request, exc, pending_id)
             return None
+        self._sent[request.key] = response
         self.count("ok")
         if pending_id is not None:
             self.outbox.ack.append(pending_id)
