@@ -68,7 +68,8 @@ def make_farm(root: str) -> Farm:
                       require_mountpoint=False),
     )
     for m in mounts:
-        os.makedirs(m.anchor_path, exist_ok=True)
+        # The monitor calls an empty anchor "down" (what a lazily unmounted FUSE looks like).
+        os.makedirs(os.path.join(m.anchor_path, "Placeholder"), exist_ok=True)
     os.makedirs(os.path.join(root, "farm"), exist_ok=True)
     return Farm(root=root, mounts=mounts)
 

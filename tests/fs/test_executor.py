@@ -1,0 +1,257 @@
+"""Executor and relink on real temp dirs: what a user sees in the farm after a pass."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from symlinkd.executor import TMP_PREFIX, Executor
+from symlinkd.journal import JournalAction, JournalState
+from symlinkd.model import ActionKind, LinkHistory, OutcomeResult, Relink, Skip, Verdict
+from symlinkd.mounts import MountMonitor
+from symlinkd.relink import find_candidates
+from symlinkd.settings import Policy, Timeouts
+from symlinkd.state import StateDB
+from tests.fs.repair_farm import (
+    DAY,
+    NOW,
+    Farm,
+    judge_farm,
+    make_farm,
+    plan_for,
+    snapshot,
+)
+
+POLICY = Policy(max_age_days=90, confirm_after_passes=1, confirm_after_minutes=0)
+
+
+@pytest.fixture
+def farm(tmp_path: Path) -> Farm:
+    return make_farm(str(tmp_path))
+
+
+@pytest.fixture
+def monitor(farm: Farm) -> Iterator[MountMonitor]:
+    mon = MountMonitor(farm.mounts, Timeouts(probe_seconds=5, op_seconds=5))
+    yield mon
+    mon.close()
+
+
+def executor(farm: Farm, state: StateDB, *, dry_run: bool = False) -> Executor:
+    return Executor(state, farm.farm, farm.quarantine, dry_run=dry_run, mounts_ok=lambda _: True)
+
+
+def repair(farm: Farm, monitor: MountMonitor, *, dry_run: bool = False,
+           histories: dict[str, LinkHistory] | None = None,
+           policy: Policy = POLICY) -> tuple[list, StateDB, str]:  # type: ignore[type-arg]
+    mounts = monitor.probe()
+    judgements = judge_farm(farm, mounts, NOW)
+    dangling = [j for j in judgements if j.verdict is Verdict.DANGLING]
+    cands = find_candidates(dangling, histories or {}, monitor, mounts)
+    plan = plan_for(farm, judgements, mounts, policy, histories=histories, candidates=cands,
+                    now=NOW)
+    state = StateDB(farm.state_dir)
+    run_id = state.begin_run("full", not dry_run)
+    return executor(farm, state, dry_run=dry_run).execute(plan, run_id), state, run_id
+
+
+def read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_relink_to_the_same_path_under_another_mount(farm: Farm,
+                                                     monitor: MountMonitor) -> None:
+    new = farm.media("torbox", "torrents/Show.S01/e1.mkv", b"the episode")
+    link = farm.link("Show/Season 01/e1.mkv", os.path.join(farm.root, "zurg/__all__/Show.S01/e1.mkv"),
+                     mtime=NOW - 10 * DAY)
+    before = os.lstat(link)
+    outcomes, state, run_id = repair(farm, monitor)
+    assert [o.result for o in outcomes] == [OutcomeResult.DONE]
+    assert os.readlink(link) == new and read(link) == b"the episode"
+    after = os.lstat(link)
+    assert after.st_mtime_ns == before.st_mtime_ns  # a repair does not reset the age clock
+    assert not [n for n in os.listdir(os.path.dirname(link)) if n.startswith(TMP_PREFIX)]
+    (entry,) = state.journal(run_id)
+    assert (entry.action, entry.state, entry.new_target) == (JournalAction.RELINK,
+                                                              JournalState.DONE, new)
+    assert entry.old_mtime_ns == before.st_mtime_ns
+    state.close()
+
+
+def test_relink_from_a_zurg_group_folder_to_all(farm: Farm, monitor: MountMonitor) -> None:
+    new = farm.media("zurg", "__all__/Movie (2020)/movie.mkv")
+    os.makedirs(os.path.join(farm.root, "zurg/movies"))
+    link = farm.link("Movies/Movie (2020)/movie.mkv",
+                     os.path.join(farm.root, "zurg/movies/Movie (2020)/movie.mkv"))
+    outcomes, state, _ = repair(farm, monitor)
+    assert [o.result for o in outcomes] == [OutcomeResult.DONE]
+    assert os.readlink(link) == new
+    state.close()
+
+
+def test_relink_by_name_and_remembered_size_after_a_rename(farm: Farm,
+                                                           monitor: MountMonitor) -> None:
+    data = b"y" * 4321
+    new = farm.media("zurg", "__all__/Show.S01.REPACK-GRP/e1.mkv", data)
+    farm.media("zurg", "__all__/Other.Show/e1.mkv", b"z" * 10)  # same name, other size
+    link = farm.link("Show/e1.mkv", os.path.join(farm.root, "zurg/__all__/Show.S01-GRP/e1.mkv"))
+    history = {link: LinkHistory(first_seen=NOW - DAY, last_size=len(data))}
+    outcomes, state, _ = repair(farm, monitor, histories=history)
+    assert [o.result for o in outcomes] == [OutcomeResult.DONE]
+    assert os.readlink(link) == new and read(link) == data
+    state.close()
+
+
+def test_two_same_name_same_size_files_are_ambiguous(farm: Farm, monitor: MountMonitor) -> None:
+    farm.media("zurg", "__all__/A/e1.mkv", b"q" * 50)
+    farm.media("torbox", "usenet/B/e1.mkv", b"q" * 50)
+    link = farm.link("Show/e1.mkv", os.path.join(farm.root, "zurg/__all__/Gone/e1.mkv"))
+    history = {link: LinkHistory(first_seen=NOW - DAY, last_size=50)}
+    mounts = monitor.probe()
+    judgements = judge_farm(farm, mounts, NOW)
+    cands = find_candidates(judgements, history, monitor, mounts)
+    assert sorted(cands[link]) == sorted([os.path.join(farm.root, "zurg/__all__/A/e1.mkv"),
+                                          os.path.join(farm.root, "torbox/usenet/B/e1.mkv")])
+    plan = plan_for(farm, judgements, mounts, POLICY, histories=history, candidates=cands,
+                    now=NOW)
+    (planned,) = plan.actions
+    assert isinstance(planned.action, Skip) and "ambiguous" in planned.action.reason
+
+
+def test_prune_moves_the_link_into_quarantine_with_its_mtime(farm: Farm,
+                                                             monitor: MountMonitor) -> None:
+    target = farm.media("zurg", "__all__/Old/old.mkv")
+    keep = farm.link("Old/Season 1/keep.mkv", target, mtime=NOW - 5 * DAY)
+    old = farm.link("Old/Season 1/old.mkv", target, mtime=NOW - 120 * DAY)
+    mtime_ns = os.lstat(old).st_mtime_ns
+    outcomes, state, run_id = repair(farm, monitor)
+    assert [(o.planned.path, o.result) for o in outcomes] == [(old, OutcomeResult.DONE)]
+    assert not os.path.lexists(old) and os.path.islink(keep)
+    q = os.path.join(farm.quarantine, run_id, "Old/Season 1/old.mkv")
+    assert os.readlink(q) == target and os.lstat(q).st_mtime_ns == mtime_ns
+    assert os.path.isdir(os.path.dirname(old))  # still holds keep.mkv: not removed
+    state.close()
+
+
+def test_dry_run_touches_nothing_and_says_what_it_would_do(farm: Farm,
+                                                           monitor: MountMonitor) -> None:
+    farm.media("torbox", "torrents/S/e1.mkv")
+    farm.link("S/e1.mkv", os.path.join(farm.root, "zurg/__all__/S/e1.mkv"))
+    farm.link("S/old.mkv", farm.media("zurg", "__all__/S/old.mkv"), mtime=NOW - 100 * DAY)
+    before = snapshot(farm.root)
+    outcomes, state, run_id = repair(farm, monitor, dry_run=True)
+    assert sorted(o.result for o in outcomes) == [OutcomeResult.DRY_RUN] * 2
+    messages = " ".join(o.message for o in outcomes)
+    assert "would relink" in messages and "would move" in messages and "dry run" in messages
+    after = snapshot(farm.root)
+    after = {k: v for k, v in after.items() if not k.startswith(farm.state_dir)}
+    assert after == {k: v for k, v in before.items() if not k.startswith(farm.state_dir)}
+    assert state.journal(run_id) == []
+    state.close()
+
+
+def test_a_link_changed_since_the_scan_is_left_alone(farm: Farm, monitor: MountMonitor) -> None:
+    farm.media("torbox", "torrents/S/e1.mkv")
+    link = farm.link("S/e1.mkv", os.path.join(farm.root, "zurg/__all__/S/e1.mkv"))
+    mounts = monitor.probe()
+    judgements = judge_farm(farm, mounts, NOW)
+    cands = find_candidates(judgements, {}, monitor, mounts)
+    plan = plan_for(farm, judgements, mounts, POLICY, candidates=cands, now=NOW)
+    assert isinstance(plan.actions[0].action, Relink)
+    # rdt-client rewrites the link between our scan and our action.
+    os.unlink(link)
+    os.symlink("/somewhere/else.mkv", link)
+    state = StateDB(farm.state_dir)
+    (outcome,) = executor(farm, state).execute(plan, state.begin_run("full", True))
+    assert outcome.result is OutcomeResult.SKIPPED and "changed since the scan" in outcome.message
+    assert os.readlink(link) == "/somewhere/else.mkv"
+    state.close()
+
+
+@contextlib.contextmanager
+def mounted(*args: str) -> Iterator[None]:
+    try:
+        subprocess.run(["mount", *args], check=True, capture_output=True, timeout=30)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot mount here ({exc}); needs root with CAP_SYS_ADMIN")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", args[-1]], check=False, capture_output=True, timeout=30)
+
+
+def test_read_only_part_of_the_farm_fails_that_action_and_the_pass_goes_on(
+    farm: Farm, monitor: MountMonitor
+) -> None:
+    target = farm.media("zurg", "__all__/x.mkv")
+    ro_link = farm.link("RO/old.mkv", target, mtime=NOW - 100 * DAY)
+    rw_link = farm.link("RW/old.mkv", target, mtime=NOW - 100 * DAY)
+    ro_dir = os.path.dirname(ro_link)
+    with mounted("--bind", ro_dir, ro_dir), mounted("-o", "remount,bind,ro", ro_dir):
+        outcomes, state, run_id = repair(farm, monitor)
+        by_path = {o.planned.path: o for o in outcomes}
+        assert by_path[ro_link].result is OutcomeResult.FAILED
+        assert "EROFS" in by_path[ro_link].message and "read-only" in by_path[ro_link].message
+        assert os.path.islink(ro_link)
+    assert by_path[rw_link].result is OutcomeResult.DONE and not os.path.lexists(rw_link)
+    states = {e.path: e.state for e in state.journal(run_id) if e.action is JournalAction.PRUNE}
+    assert states == {ro_link: JournalState.FAILED, rw_link: JournalState.DONE}
+    state.close()
+
+
+def test_full_disk_fails_that_relink_cleanly(farm: Farm, monitor: MountMonitor) -> None:
+    full = os.path.join(farm.farm, "Full")
+    os.makedirs(full)
+    with mounted("-t", "tmpfs", "-o", "size=64k,nr_inodes=8", "tmpfs", full):
+        farm.media("torbox", "torrents/S/e1.mkv")
+        link = farm.link("Full/e1.mkv", os.path.join(farm.root, "zurg/__all__/S/e1.mkv"))
+        with contextlib.suppress(OSError):
+            for i in range(100):  # use up the inodes
+                Path(full, f"filler{i}").touch()
+        outcomes, state, _ = repair(farm, monitor)
+        (outcome,) = outcomes
+        assert outcome.result is OutcomeResult.FAILED and "ENOSPC" in outcome.message
+        assert os.readlink(link) == os.path.join(farm.root, "zurg/__all__/S/e1.mkv")
+        assert not [n for n in os.listdir(full) if n.startswith(TMP_PREFIX)]
+        state.close()
+
+
+def test_stop_request_leaves_the_rest_untouched(farm: Farm, monitor: MountMonitor) -> None:
+    import threading
+
+    target = farm.media("zurg", "__all__/x.mkv")
+    links = [farm.link(f"S/{i}.mkv", target, mtime=NOW - 100 * DAY) for i in range(3)]
+    mounts = monitor.probe()
+    plan = plan_for(farm, judge_farm(farm, mounts, NOW), mounts, POLICY, now=NOW)
+    stop = threading.Event()
+    stop.set()
+    state = StateDB(farm.state_dir)
+    ex = Executor(state, farm.farm, farm.quarantine, dry_run=False, mounts_ok=lambda _: True,
+                  stop=stop)
+    outcomes = ex.execute(plan, state.begin_run("full", True))
+    assert {o.result for o in outcomes} == {OutcomeResult.SKIPPED}
+    assert all(os.path.islink(p) for p in links)
+    state.close()
+
+
+def test_oserror_description_names_the_errno() -> None:
+    from symlinkd.executor import describe_os_error
+
+    text = describe_os_error(OSError(errno.EACCES, "Permission denied", "/farm/x"))
+    assert text.startswith("EACCES") and "/farm/x" in text
+
+
+def test_age_prune_policy_zero_disables(farm: Farm, monitor: MountMonitor) -> None:
+    farm.link("S/old.mkv", farm.media("zurg", "__all__/x.mkv"), mtime=NOW - 1000 * DAY)
+    outcomes, state, _ = repair(farm, monitor, policy=replace(POLICY, max_age_days=0))
+    assert outcomes == []
+    assert ActionKind.PRUNE not in {o.planned.action.kind for o in outcomes}
+    state.close()
