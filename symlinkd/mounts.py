@@ -179,7 +179,9 @@ def _errno_name(code: int | None) -> str:
     return errno.errorcode.get(code or 0, str(code))
 
 
-def _state_from_error(mount: MountSettings, exc: OSError) -> MountState:
+def state_from_error(mount: MountSettings, exc: OSError) -> MountState:
+    """What an error listing the anchor says about the mount (ENOTCONN, ENOENT: down; EIO
+    and the rest: degraded)."""
     code = exc.errno
     if code == errno.ENOTCONN:
         detail = f"ENOTCONN on {mount.anchor_path} (rclone gone; mount not connected)"
@@ -280,7 +282,7 @@ class MountMonitor:
         except MountTimeout as exc:
             return MountState(mount.name, mount.path, MountHealth.HUNG, str(exc))
         except OSError as exc:
-            return _state_from_error(mount, exc)
+            return state_from_error(mount, exc)
         if not listed:
             detail = f"anchor {mount.anchor_path} is empty (unmounted, or nothing mounted)"
             return MountState(mount.name, mount.path, MountHealth.DOWN, detail)
