@@ -6,13 +6,14 @@ import contextlib
 import errno
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from symlinkd.executor import TMP_PREFIX, Executor
+from symlinkd.executor import TMP_PREFIX, Executor, describe_os_error
 from symlinkd.journal import JournalAction, JournalState
 from symlinkd.model import ActionKind, LinkHistory, OutcomeResult, Relink, Skip, Verdict
 from symlinkd.mounts import MountMonitor
@@ -70,8 +71,8 @@ def read(path: str) -> bytes:
 def test_relink_to_the_same_path_under_another_mount(farm: Farm,
                                                      monitor: MountMonitor) -> None:
     new = farm.media("torbox", "torrents/Show.S01/e1.mkv", b"the episode")
-    link = farm.link("Show/Season 01/e1.mkv", os.path.join(farm.root, "zurg/__all__/Show.S01/e1.mkv"),
-                     mtime=NOW - 10 * DAY)
+    gone = os.path.join(farm.root, "zurg/__all__/Show.S01/e1.mkv")
+    link = farm.link("Show/Season 01/e1.mkv", gone, mtime=NOW - 10 * DAY)
     before = os.lstat(link)
     outcomes, state, run_id = repair(farm, monitor)
     assert [o.result for o in outcomes] == [OutcomeResult.DONE]
@@ -225,8 +226,6 @@ def test_full_disk_fails_that_relink_cleanly(farm: Farm, monitor: MountMonitor) 
 
 
 def test_stop_request_leaves_the_rest_untouched(farm: Farm, monitor: MountMonitor) -> None:
-    import threading
-
     target = farm.media("zurg", "__all__/x.mkv")
     links = [farm.link(f"S/{i}.mkv", target, mtime=NOW - 100 * DAY) for i in range(3)]
     mounts = monitor.probe()
@@ -243,8 +242,6 @@ def test_stop_request_leaves_the_rest_untouched(farm: Farm, monitor: MountMonito
 
 
 def test_oserror_description_names_the_errno() -> None:
-    from symlinkd.executor import describe_os_error
-
     text = describe_os_error(OSError(errno.EACCES, "Permission denied", "/farm/x"))
     assert text.startswith("EACCES") and "/farm/x" in text
 
