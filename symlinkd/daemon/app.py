@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import signal
 import sys
@@ -29,7 +30,7 @@ from symlinkd.daemon.watcher import FarmWatcher
 from symlinkd.daemon.webhooks import TargetIndex
 from symlinkd.errors import ConfigError, StateLocked
 from symlinkd.logs import configure_logging, settings_secrets
-from symlinkd.model import PassReport
+from symlinkd.model import ActionKind, OutcomeResult, PassReport
 from symlinkd.notifiers.hub import NotifierHub
 from symlinkd.runtime import PassOptions, Runtime, build_runtime
 from symlinkd.settings import Settings
@@ -175,7 +176,9 @@ class Daemon:
         )
         log.info("pass queued", kind=options.kind, source=request.source,
                  paths=len(options.paths))
-        return runtime.run_pass(options)
+        report = runtime.run_pass(options)
+        _log_outcomes(report)
+        return report
 
     # -- reload --------------------------------------------------------------------------------
     def reload(self) -> None:
@@ -232,6 +235,22 @@ class Daemon:
         }
         ok = writable and not self._stopping and (last is None or not last.crashed)
         return ok, checks
+
+
+def _log_outcomes(report: PassReport) -> None:
+    """One log event per action on a link, with its reason (the daemon has no report table)."""
+    with structlog.contextvars.bound_contextvars(run_id=report.run_id):
+        for outcome in report.outcomes:
+            action = outcome.planned.action
+            if action.kind is ActionKind.KEEP:
+                continue
+            # Skips repeat every pass (a link awaiting confirmation): debug, not info.
+            level = (logging.WARNING if outcome.result is OutcomeResult.FAILED
+                     else logging.DEBUG if action.kind is ActionKind.SKIP else logging.INFO)
+            log.log(level, "link action", path=outcome.planned.path, action=action.kind.value,
+                    result=outcome.result.value, reason=action.reason,
+                    verdict=outcome.planned.judgement.verdict.value,
+                    new_target=getattr(action, "new_target", None), message=outcome.message)
 
 
 def _live_part(running: Settings, fresh: Settings) -> tuple[Settings, list[str]]:
