@@ -42,11 +42,25 @@ def missing_requirements() -> str | None:
     return None
 
 
-def die_with_parent() -> None:
-    # Runs in the child between fork and exec: SIGKILL it when the test process dies, so an
-    # interrupted pytest cannot leave a live (or SIGSTOPped) rclone serving a temp dir.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that SIGKILLs the child when the test process dies, so an interrupted
+    pytest cannot leave a live (or SIGSTOPped) rclone serving a temp dir.
+
+    The kernel sends the signal when the *thread* that forked exits, so this is only armed when
+    called from the main thread: a child started from a short-lived thread would die with it.
+    libc is resolved here, in the parent: dlopen after fork in a threaded process can deadlock.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    return arm
 
 
 def free_port() -> int:

@@ -223,7 +223,7 @@ class FuseRig:
                 stdout=subprocess.PIPE,
                 stderr=log_handle,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - only calls prctl
             )
         assert proc.stdout is not None
         line = bounded(proc.stdout.readline, 20.0)
@@ -271,7 +271,7 @@ class FuseRig:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - only calls prctl
             )
             proc = mount.rclone
             try:
