@@ -107,7 +107,8 @@ def cmd_history(settings: Settings, *, as_json: bool, limit: int) -> int:
         console.print("No runs recorded yet.")
         return 0
     table = Table(title=f"symlinkd runs (newest first, at most {limit})")
-    for column in ("run", "kind", "mode", "started", "seconds", "counts", "journal", "note"):
+    table.add_column("run", no_wrap=True)  # an id is copied into `symlinkd undo` whole
+    for column in ("kind", "mode", "started", "seconds", "counts", "journal", "note"):
         table.add_column(column)
     for run in runs:
         seconds = f"{run.finished - run.started:.1f}" if run.finished else "unfinished"
