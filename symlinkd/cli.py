@@ -59,12 +59,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         # shutdown from raising again while flushing stdout.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_PROBLEMS
+    except OSError as exc:  # the environment: a state dir we cannot create, a full disk, EACCES
+        _maybe_traceback(args)
+        print(f"symlinkd: error: {exc} (--debug shows the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
     except Exception as exc:  # noqa: BLE001 - the edge: one line, not a traceback, for operators
-        if getattr(args, "debug", False) or os.environ.get("SYMLINKD_DEBUG"):
-            traceback.print_exc()
+        _maybe_traceback(args)
         print(f"symlinkd: internal error: {type(exc).__name__}: {exc} "
               "(--debug shows the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _maybe_traceback(args: argparse.Namespace) -> None:
+    if getattr(args, "debug", False) or os.environ.get("SYMLINKD_DEBUG"):
+        traceback.print_exc()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,8 +32,13 @@ def run_scan(settings: Settings, paths: tuple[str, ...], args: argparse.Namespac
 
 
 def run_pass(settings: Settings, options: PassOptions, *, show_progress: bool) -> PassReport:
-    with build_runtime(settings) as runtime, progress_line(settings.farm, show_progress) as tick:
-        return runtime.run_pass(options, progress=tick)
+    with build_runtime(settings) as runtime:
+        if options.apply:
+            # One mutator per farm: a running daemon holds this lock, and `scan --apply` beside
+            # it is refused (StateLocked -> exit 3) rather than racing its passes.
+            runtime.state.lock_exclusive()
+        with progress_line(settings.farm, show_progress) as tick:
+            return runtime.run_pass(options, progress=tick)
 
 
 def show(report: PassReport, settings: Settings, *, as_json: bool, all_links: bool) -> None:
