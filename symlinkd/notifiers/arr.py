@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+import httpx
+
 from symlinkd.errors import NotifierRejected, NotifierUnavailable
 from symlinkd.notifiers.arr_api import FINISHED, Owned
 from symlinkd.notifiers.base import ApiRequest, Change, ChangeCause
@@ -30,6 +32,7 @@ class ArrCatalog(Protocol):
     """What Sonarr and Radarr each provide (``sonarr.py``, ``radarr.py``)."""
 
     target: str
+    item_kind: str  # "series" / "movie", for people
 
     @property
     def client(self) -> ApiClient: ...
@@ -49,6 +52,7 @@ class ArrTarget:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.catalog = catalog
         self.name = catalog.target
+        self.kind = catalog.item_kind
         self.path_map = path_map
         self.reacquire = reacquire
         self.unmonitor_on_age_prune = unmonitor_on_age_prune
@@ -62,7 +66,8 @@ class ArrTarget:
 
     def preview(self, changes: Sequence[Change]) -> list[str]:
         folders = dict.fromkeys(self.path_map.to_server(c.folder) for c in changes)
-        lines = [f"{self.name} POST /api/v3/command rescan of the item holding {f}"
+        # Which series/movie holds a folder needs a lookup; a dry run sends nothing at all.
+        lines = [f"{self.name} POST /api/v3/command rescan of the {self.kind} holding {f}, if any"
                  for f in folders]
         if self.reacquire:
             lines += [f"{self.name} POST /api/v3/command search again for {p}"
@@ -102,7 +107,7 @@ class ArrTarget:
         for owner_id in rescan:
             response = courier.send(self.catalog.rescan(by_id[owner_id]))
             # 201 on a real server (the document says 200); the body is the queued command.
-            commands.append(_command_id(response.json()) if response is not None else -1)
+            commands.append(_command_id(response) if response is not None else -1)
         if search:
             request = self.catalog.search(search)
             if self._settled(commands):
@@ -141,7 +146,12 @@ class ArrTarget:
         self.catalog.close()
 
 
-def _command_id(data: Any) -> int:
+def _command_id(response: httpx.Response) -> int:
+    """The queued command's id (-1: the answer did not say; the search then waits a pass)."""
+    try:
+        data: Any = response.json()
+    except ValueError:
+        return -1
     if isinstance(data, dict) and isinstance(data.get("id"), int):
         return int(data["id"])
     return -1

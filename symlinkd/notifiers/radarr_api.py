@@ -11,6 +11,8 @@ TARGET = "radarr"
 
 
 class RadarrApi(ArrApi):
+    item_kind = "movie"
+
     def owners(self) -> list[Owned]:
         return self._owned("/api/v3/movie")
 

@@ -11,6 +11,8 @@ TARGET = "sonarr"
 
 
 class SonarrApi(ArrApi):
+    item_kind = "series"
+
     def owners(self) -> list[Owned]:
         return self._owned("/api/v3/series")
 
