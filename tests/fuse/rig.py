@@ -53,6 +53,8 @@ from tests.fuse.host import (
     wait_for,
 )
 
+_REPO = Path(__file__).resolve().parents[2]
+
 __all__ = [
     "LAYOUT",
     "BoundedTimeout",
@@ -488,6 +490,26 @@ class FuseRig:
         target = Path(path) if path is not None else self.base / "symlinkd.yaml"
         target.write_text(yaml.safe_dump(self.config_dict(**kwargs), sort_keys=False))
         return target
+
+    # ---------------------------------------------------------------- the CLI as a process
+    def cli_env(self) -> dict[str, str]:
+        """Environment for a ``symlinkd`` child: this tree first on the path, no stray
+        ``SYMLINKD_*`` overrides from the developer's shell."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SYMLINKD_")}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO), env.get("PYTHONPATH")]))
+        return env
+
+    def cli_argv(self, *args: str) -> list[str]:
+        """``python -m symlinkd ARGS`` with this interpreter (for ``Popen`` of the daemon too)."""
+        return [sys.executable, "-m", "symlinkd", *args]
+
+    def run_cli(self, *args: str, timeout: float = 90.0) -> subprocess.CompletedProcess[bytes]:
+        """Run ``symlinkd ARGS`` to completion in ``base``; raises ``TimeoutExpired`` (and kills
+        it) when it does not end in ``timeout`` seconds."""
+        return subprocess.run(
+            self.cli_argv(*args), capture_output=True, env=self.cli_env(), cwd=self.base,
+            timeout=timeout, check=False,
+        )
 
 
 def _seconds(duration: str) -> float:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +21,6 @@ from tests.fuse.rig import FuseRig, bounded
 
 pytestmark = pytest.mark.fuse
 
-REPO = Path(__file__).resolve().parents[2]
 CLI_TIMEOUT_S = 90.0  # generous: a pass with a stopped mount ends within its timeouts (2 s / 3 s)
 DAY = 86400.0
 
@@ -38,16 +35,11 @@ POLICY: dict[str, Any] = {
 }
 
 
-def symlinkd(rig: FuseRig, *args: str, config: Path | None = None) -> tuple[int, dict[str, Any]]:
+def symlinkd(rig: FuseRig, *args: str) -> tuple[int, dict[str, Any]]:
     """Run ``symlinkd scan --json --no-notify ARGS`` on the rig; its exit code and JSON report."""
-    cfg = config or rig.write_config(policy=POLICY)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYMLINKD_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, "-m", "symlinkd", "scan", "--config", str(cfg), "--json", "--no-notify",
-         *args],
-        capture_output=True, env=env, cwd=rig.base, timeout=CLI_TIMEOUT_S, check=False,
-    )
+    cfg = rig.write_config(policy=POLICY)
+    proc = rig.run_cli("scan", "--config", str(cfg), "--json", "--no-notify", *args,
+                       timeout=CLI_TIMEOUT_S)
     try:
         document = json.loads(proc.stdout)
     except json.JSONDecodeError:
