@@ -91,12 +91,14 @@ class ArrTarget:
         # server (a movie folder is not Sonarr's business) and is not "unmapped".
         roots = {posixpath.dirname(posixpath.normpath(o.path)) for o in owners}
         rescan: dict[int, None] = {}
-        for folder in dict.fromkeys(self.path_map.to_server(c.folder) for c in changes):
-            owner = covering(folder, by_path)
+        for change in changes:
+            # Matched by the link itself: a removed folder link is a whole series/movie.
+            owner = covering(self.path_map.to_server(change.path), by_path)
+            folder = self.path_map.to_server(change.folder)
             if owner is not None:
                 rescan[by_path[owner]] = None
             elif covering(folder, roots) is not None:
-                courier.unmapped(folder, f"no {self.name} item has this folder")
+                courier.unmapped(folder, f"no {self.kind} has this folder")
         search = self._item_ids(changes, ChangeCause.PRUNE_DANGLING, by_path, by_id,
                                 self.reacquire)
         unmonitor = self._item_ids(changes, ChangeCause.PRUNE_AGE, by_path, by_id,

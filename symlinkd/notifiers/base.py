@@ -41,9 +41,13 @@ class Change:
     @property
     def folder(self) -> str:
         """The folder a media server should rescan: the link's parent directory, or the link
-        itself when it is a folder link (a whole movie/season folder)."""
+        itself when it is a folder link (a whole movie/season folder) that still exists. A
+        removed folder link is seen from its parent: Plex's partial scan needs a folder that
+        exists to notice what left it."""
         path = posixpath.normpath(self.path)
-        return path if self.is_dir else posixpath.dirname(path)
+        if self.is_dir and self.kind is not ChangeKind.DELETED:
+            return path
+        return posixpath.dirname(path)
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "kind": self.kind.value, "cause": self.cause.value,

@@ -17,7 +17,7 @@ from symlinkd.notifiers.pathmap import PathMap, covering
 @dataclass(frozen=True, slots=True)
 class FolderChange:
     """A changed folder in the server's view, with how it changed (for Jellyfin's
-    ``UpdateType``): a folder link created/deleted keeps its kind, a folder whose files
+    ``UpdateType``): a folder link created or relinked keeps its kind, a folder whose entries
     changed is "modified"."""
 
     folder: str
@@ -29,7 +29,7 @@ def changed_folders(changes: Iterable[Change], path_map: PathMap) -> list[Folder
     kinds: dict[str, set[ChangeKind]] = {}
     for change in changes:
         folder = path_map.to_server(change.folder)
-        kind = change.kind if change.is_dir else ChangeKind.MODIFIED
+        kind = change.kind if folder == path_map.to_server(change.path) else ChangeKind.MODIFIED
         kinds.setdefault(folder, set()).add(kind)
     return [
         FolderChange(folder, next(iter(seen)) if len(seen) == 1 else ChangeKind.MODIFIED)

@@ -3,9 +3,11 @@ OpenAPI documents (a mismatch fails the test in the ``servers`` fixture)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 
+import pytest
 from prometheus_client import generate_latest
 from structlog.testing import capture_logs
 
@@ -259,7 +261,8 @@ def test_jellyfin_without_admin_rights_sends_every_folder(
 
 def test_secrets_never_reach_logs_lines_metrics_or_reprs(
         make_hub: HubFactory, plex: FakePlex, jellyfin: FakeJellyfin, sonarr: FakeSonarr,
-        radarr: FakeRadarr) -> None:
+        radarr: FakeRadarr, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # httpx/httpcore log through the standard library
     hub, store, registry = make_hub(plex=plex, jellyfin=jellyfin, sonarr=sonarr, radarr=radarr,
                                     retries=1)
     plex.script = [401]
@@ -272,8 +275,9 @@ def test_secrets_never_reach_logs_lines_metrics_or_reprs(
         lines = hub.notify(changes, dry_run=False)
         lines += hub.notify(changes, dry_run=True)
 
-    everything = "\n".join([repr(logs), *lines, generate_latest(registry).decode(), repr(hub),
-                            repr(hub.targets), *(p for _, p in store.rows.values())])
+    everything = "\n".join([repr(logs), caplog.text, *lines,
+                            generate_latest(registry).decode(), repr(hub), repr(hub.targets),
+                            *(p for _, p in store.rows.values())])
     for secret in SECRETS:
         assert secret not in everything
     assert counted(registry, "plex", "rejected") == 1

@@ -46,10 +46,15 @@ def test_changed_folders_one_per_folder_mapped() -> None:
                        FolderChange("/data/movies/M (2020)", ChangeKind.CREATED)]
 
 
-def test_folder_link_kinds_mix_to_modified() -> None:
-    changes = [change("/m/A", ChangeKind.DELETED, is_dir=True),
-               change("/m/A", ChangeKind.CREATED, is_dir=True)]
-    assert changed_folders(changes, PathMap()) == [FolderChange("/m/A", M)]
+def test_folder_link_kinds() -> None:
+    changes = [change("/m/A", ChangeKind.CREATED, is_dir=True),
+               change("/m/A/x.mkv", ChangeKind.DELETED),
+               change("/m/B", ChangeKind.CREATED, is_dir=True),
+               # a removed folder link is rescanned from its parent, which still exists
+               change("/m/C/D", ChangeKind.DELETED, is_dir=True)]
+    assert changed_folders(changes, PathMap()) == [
+        FolderChange("/m/A", M), FolderChange("/m/B", ChangeKind.CREATED),
+        FolderChange("/m/C", M)]
 
 
 LIBRARIES = {"1": ["/data/tv"], "2": ["/data/movies", "/data/movies4k"], "3": ["/data/tv"]}
