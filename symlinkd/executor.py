@@ -82,12 +82,22 @@ class Executor:
         self.mounts_ok = mounts_ok
         self.stop = stop
         self.mount_of = mount_of  # a relink's new target -> its mount name, re-checked too
+        # Each folder's stat before this run first changed it: a folder we empty and remove is
+        # journaled with the mtime it had before the run, so undo restores that one.
+        self._folder_before: dict[str, os.stat_result] = {}
+
+    def _before(self, folder: str) -> os.stat_result:
+        st = self._folder_before.get(folder)
+        if st is None:
+            st = self._folder_before[folder] = os.stat(folder)
+        return st
 
     def execute(self, plan: Plan, run_id: str) -> list[Outcome]:
         """Outcomes of the plan's relinks and prunes, in plan order (keeps and skips do
         nothing and have none). Entries a crash left pending are settled first."""
         if not self.dry_run:
             recover_pending(self.state)
+        self._folder_before.clear()
         outcomes: list[Outcome] = []
         for planned in plan.actions:
             if planned.action.kind not in (ActionKind.RELINK, ActionKind.PRUNE):
@@ -188,7 +198,7 @@ class Executor:
             old_uid=seen.st.st_uid, old_gid=seen.st.st_gid,
         )
         try:
-            parent_before = os.stat(parent)
+            parent_before = self._before(parent)
             os.makedirs(os.path.dirname(qpath), exist_ok=True)
             move_link(path, qpath, seen.target, seen.st)
         except OSError as exc:
@@ -209,7 +219,7 @@ class Executor:
                 if os.listdir(directory):
                     break
                 parent = os.path.dirname(directory)
-                parent_before = os.stat(parent)
+                parent_before = self._before(parent)
             except OSError:
                 break
             seq = self.state.journal_begin(
