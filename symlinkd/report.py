@@ -10,9 +10,11 @@ in ``path_b64`` (base64), so a program can still find the file.
 from __future__ import annotations
 
 import base64
+import heapq
 import os
 import unicodedata
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,17 +79,30 @@ class LinkRow:
         return self.judgement.verdict not in BENIGN or self.action not in (None, ActionKind.KEEP)
 
 
-def rows(report: PassReport) -> list[LinkRow]:
-    planned = {p.path: p for p in report.planned}
-    outcomes = {o.planned.path: o for o in report.outcomes}
-    return [LinkRow(j, planned.get(j.path), outcomes.get(j.path)) for j in report.judgements]
+def rows(report: PassReport, *, all_links: bool = True) -> Iterator[LinkRow]:
+    """One row per farm entry (only the interesting ones unless ``all_links``). Built lazily
+    from the plan, which holds every judgement: a 1M-link farm gets no 1M-entry index here."""
+    outcomes = {o.planned.path: o for o in report.outcomes
+                if o.planned.action.kind is not ActionKind.KEEP}
+    keep = ActionKind.KEEP
+    if report.planned:
+        return (LinkRow(p.judgement, p, outcomes.get(p.path)) for p in report.planned
+                if all_links or p.judgement.verdict not in BENIGN or p.action.kind is not keep)
+    # the pass ended before planning
+    return (LinkRow(j, None, None) for j in report.judgements
+            if all_links or j.verdict not in BENIGN)
+
+
+def tally(report: PassReport) -> Counter[tuple[str | None, Verdict]]:
+    """Entries per (mount, verdict); one C-speed pass over the judgements."""
+    return Counter((j.facts.mount, j.verdict) for j in report.judgements)
 
 
 def exit_code(report: PassReport) -> int:
     """3: refused for safety or a mount not ok; 1: problems found (or fixed); else 0."""
     if report.refused or any(m.health is not MountHealth.OK for m in report.mounts.values()):
         return 3
-    if report.problems or any(row.interesting for row in rows(report)):
+    if report.problems or any(True for _ in rows(report, all_links=False)):
         return 1
     return 0
 
@@ -139,14 +154,16 @@ def _put_name(doc: dict[str, Any], key: str, name: str | None) -> None:
 
 
 def to_json(report: PassReport, *, all_links: bool) -> dict[str, Any]:
-    table = rows(report)
-    verdicts = Counter(j.verdict.value for j in report.judgements)
-    actions = Counter(p.action.kind.value for p in report.planned)
+    counts = tally(report)
+    verdicts: Counter[Verdict] = Counter()
+    for (_, verdict), n in counts.items():
+        verdicts[verdict] += n
+    actions = Counter(p.action.kind for p in report.planned)
     results: dict[str, dict[str, int]] = {}
     for outcome in report.outcomes:
         per = results.setdefault(outcome.planned.action.kind.value, {})
         per[outcome.result.value] = per.get(outcome.result.value, 0) + 1
-    listed = [row for row in table if all_links or row.interesting]
+    listed = list(rows(report, all_links=all_links))
     return {
         "run_id": report.run_id,
         "kind": report.kind,
@@ -158,13 +175,13 @@ def to_json(report: PassReport, *, all_links: bool) -> dict[str, Any]:
         "exit_code": exit_code(report),
         "mounts": [_mount_json(m.name, m.path, m.health.value, m.detail)
                    for m in report.mounts.values()],
-        "counts": {v.value: verdicts.get(v.value, 0) for v in Verdict},
-        "counts_by_mount": _by_mount(report),
-        "actions": {a.value: actions.get(a.value, 0) for a in ActionKind},
+        "counts": {v.value: verdicts[v] for v in Verdict},
+        "counts_by_mount": _by_mount(counts),
+        "actions": {a.value: actions[a] for a in ActionKind},
         "results": results,
         "refused": report.refused,
         "refused_reason": report.refused_reason,
-        "links_total": len(table),
+        "links_total": len(report.judgements),
         "links_listed": len(listed),
         "links": [_link_json(row) for row in listed],
         "problems": [_problem_json(p.path, p.errno, p.message) for p in report.problems],
@@ -179,11 +196,11 @@ def _mount_json(name: str, path: str, state: str, detail: str) -> dict[str, Any]
     return doc
 
 
-def _by_mount(report: PassReport) -> list[dict[str, Any]]:
-    tally: dict[str | None, Counter[str]] = {}
-    for j in report.judgements:
-        tally.setdefault(j.facts.mount, Counter())[j.verdict.value] += 1
-    return [{"mount": mount, "counts": dict(counts)} for mount, counts in tally.items()]
+def _by_mount(counts: Counter[tuple[str | None, Verdict]]) -> list[dict[str, Any]]:
+    per: dict[str | None, dict[str, int]] = {}
+    for (mount, verdict), n in counts.items():
+        per.setdefault(mount, {})[verdict.value] = n
+    return [{"mount": mount, "counts": verdicts} for mount, verdicts in per.items()]
 
 
 def _link_json(row: LinkRow) -> dict[str, Any]:
@@ -229,11 +246,16 @@ def render(
     console.print(Text(title + ("  (dry run; nothing changed)" if dry else ""), style="bold"))
     _render_mounts(report, console)
     _render_counts(report, console)
-    table = rows(report)
-    problems = [row for row in table if row.interesting]
-    listed = sorted(table if all_links else problems, key=lambda row: _raw(row.judgement.path))
-    if listed:
-        _render_links(listed, console, farm, limit, "Links" if all_links else "Problem links")
+    problems = sum(1 for _ in rows(report, all_links=False))
+    total = len(report.judgements) if all_links else problems
+    # the first `limit` by path without sorting a million rows (a whole mount down)
+    first = heapq.nsmallest(limit, rows(report, all_links=all_links),
+                            key=lambda row: _raw(row.judgement.path))
+    if first:
+        title = f"{'Links' if all_links else 'Problem links'} ({total})"
+        _render_links(first, console, farm, title)
+        if total > limit:
+            console.print(Text(f"... and {total - limit} more (all of them: --json)"))
     for problem in report.problems:
         console.print(Text(f"could not read {printable(problem.path)}: {problem.message}",
                            style="yellow"))
@@ -245,7 +267,7 @@ def render(
     _render_actions(report, console, farm, limit)
     for note in report.notes:
         console.print(Text(("would notify: " if dry else "notified: ") + note, style="cyan"))
-    _render_summary(report, table, problems, console)
+    _render_summary(report, problems, console)
 
 
 def _render_mounts(report: PassReport, console: Console) -> None:
@@ -259,16 +281,16 @@ def _render_mounts(report: PassReport, console: Console) -> None:
 
 
 def _render_counts(report: PassReport, console: Console) -> None:
-    tally: dict[str, Counter[Verdict]] = {name: Counter() for name in report.mounts}
-    for j in report.judgements:
-        tally.setdefault(j.facts.mount or OUTSIDE, Counter())[j.verdict] += 1
-    seen = [v for v in Verdict if any(c[v] for c in tally.values())] or [Verdict.OK]
+    per: dict[str, Counter[Verdict]] = {name: Counter() for name in report.mounts}
+    for (mount, verdict), n in tally(report).items():
+        per.setdefault(mount or OUTSIDE, Counter())[verdict] += n
+    seen = [v for v in Verdict if any(c[v] for c in per.values())] or [Verdict.OK]
     table = Table(title="Links by mount and verdict", title_justify="left", show_edge=False)
     table.add_column("mount")
     for verdict in seen:
         table.add_column(Text(verdict.value, style=_VERDICT_STYLE[verdict]), justify="right")
     table.add_column("total", justify="right")
-    for mount, counts in tally.items():
+    for mount, counts in per.items():
         table.add_row(Text(mount), *(str(counts[v]) for v in seen), str(sum(counts.values())))
     console.print(table)
 
@@ -281,13 +303,11 @@ def _short(path: str | None, farm: str | None) -> str:
     return printable(path)
 
 
-def _render_links(
-    problems: list[LinkRow], console: Console, farm: str | None, limit: int, title: str
-) -> None:
-    table = Table(title=f"{title} ({len(problems)})", title_justify="left", show_edge=False)
+def _render_links(listed: list[LinkRow], console: Console, farm: str | None, title: str) -> None:
+    table = Table(title=title, title_justify="left", show_edge=False)
     for col in ("path", "target", "verdict", "action", "reason"):
         table.add_column(col, overflow="fold")
-    for row in problems[:limit]:
+    for row in listed:
         verdict = row.judgement.verdict
         action = row.action.value if row.action else "-"
         if row.new_target and row.new_target not in row.reason:
@@ -297,8 +317,6 @@ def _render_links(
                       Text(verdict.value, style=_VERDICT_STYLE[verdict]),
                       Text(action), Text(printable(row.reason)))
     console.print(table)
-    if len(problems) > limit:
-        console.print(Text(f"... and {len(problems) - limit} more (all of them: --json)"))
 
 
 def _render_actions(report: PassReport, console: Console, farm: str | None, limit: int) -> None:
@@ -333,13 +351,11 @@ def _describe(planned: PlannedAction, farm: str | None) -> str:
     return f"{action.kind.value} {path}"
 
 
-def _render_summary(
-    report: PassReport, table: list[LinkRow], problems: list[LinkRow], console: Console
-) -> None:
+def _render_summary(report: PassReport, problems: int, console: Console) -> None:
     seconds = max(0.0, report.finished - report.started)
     code = exit_code(report)
     style = {0: "green", 1: "yellow"}.get(code, "bold red")
-    line = f"{len(table)} entries, {len(problems)} need attention, {seconds:.1f}s"
+    line = f"{len(report.judgements)} entries, {problems} need attention, {seconds:.1f}s"
     if not report.apply:
         line += " (dry run; nothing changed)"
         if any(p.action.kind in (ActionKind.RELINK, ActionKind.PRUNE) for p in report.planned):
