@@ -171,7 +171,8 @@ class Runtime:
             )
             report.outcomes = executor.execute(plan, run_id)
             self.metrics.observe_outcomes(report.outcomes)
-        state.record_pass(judgements, full=not paths)
+        # A walk that could not read part of the farm must not forget the links it missed.
+        state.record_pass(judgements, full=not paths and not result.problems, mounts=mounts)
         if not paths:
             self.metrics.observe_links(judgements, [m.name for m in self.settings.mounts])
 
