@@ -4,6 +4,7 @@ OpenAPI documents (a mismatch fails the test in the ``servers`` fixture)."""
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections import Counter
 
@@ -284,3 +285,36 @@ def test_secrets_never_reach_logs_lines_metrics_or_reprs(
     assert counted(registry, "sonarr", "rejected") == 1
     assert counted(registry, "jellyfin", "failed") == 1
     assert counted(registry, "radarr", "ok") == 2
+
+
+def test_search_waits_for_the_rescan_or_goes_out_next_pass(
+        make_hub: HubFactory, sonarr: FakeSonarr) -> None:
+    hub, store, _ = make_hub(sonarr=sonarr, timeout=0.6)
+    sonarr.command_polls_before_done = 10**6  # the rescan never finishes in this pass
+    pruned = [Change(episode_link(1, 2), ChangeKind.DELETED, ChangeCause.PRUNE_DANGLING)]
+
+    lines = hub.notify(pruned, dry_run=False)
+
+    assert sonarr.commands() == [{"name": "RescanSeries", "seriesId": SERIES_ID}]
+    assert any("EpisodeSearch" in line and "deferred" in line for line in lines), lines
+    assert [t for t, _ in store.rows.values()] == ["sonarr"]
+
+    hub.notify([], dry_run=False)
+
+    assert sonarr.commands()[-1] == {"name": "EpisodeSearch", "episodeIds": [5102]}
+    assert store.rows == {}
+
+
+def test_connection_refused_is_kept_without_delaying_others(
+        make_hub: HubFactory, sonarr: FakeSonarr) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    hub, store, registry = make_hub(plex_url=closed, sonarr=sonarr, retries=1)
+
+    lines = hub.notify(relinks(10, seasons=2), dry_run=False)
+
+    assert sonarr.commands() == [{"name": "RescanSeries", "seriesId": SERIES_ID}]
+    assert counted(registry, "plex", "failed") == 1
+    assert any(line.startswith("plex:") and "ConnectError" in line for line in lines), lines
+    assert [t for t, _ in store.rows.values()] == ["plex"]
