@@ -134,24 +134,29 @@ class NotifierHub:
             else:
                 courier.log.warning("unreadable pending notification dropped", id=pending_id)
                 courier.outbox.ack.append(pending_id)
+        merged = list(dict.fromkeys([*old_changes, *changes]))
+
+        def keep_changes() -> None:
+            # One row of kept changes per target, however long the server stays away.
+            if changes and merged:
+                courier.outbox.add.append(changes_payload(merged))
+                courier.outbox.ack.extend(change_ids)
+
         try:
             for pending_id, request in old_requests:
                 courier.send(request, pending_id)
-            merged = list(dict.fromkeys([*old_changes, *changes]))
             if courier.down is None:
                 target.deliver(merged, courier)
                 courier.outbox.ack.extend(change_ids)
-            elif changes:
-                courier.outbox.add.append(changes_payload(changes))
+            else:
+                keep_changes()
         except (NotifierUnavailable, NotifierRejected) as exc:
             courier.lookup_failed(exc)
-            if changes:
-                courier.outbox.add.append(changes_payload(changes))
+            keep_changes()
         except Exception:  # a notifier bug must never fail the pass (logged with its traceback)
             courier.log.exception("notifier crashed; changes kept for the next pass")
             courier.count("failed")
-            if changes:
-                courier.outbox.add.append(changes_payload(changes))
+            keep_changes()
             courier.lines.append(f"{target.name}: internal error, changes kept")
         return courier.lines, courier.outbox
 

@@ -318,3 +318,22 @@ def test_connection_refused_is_kept_without_delaying_others(
     assert counted(registry, "plex", "failed") == 1
     assert any(line.startswith("plex:") and "ConnectError" in line for line in lines), lines
     assert [t for t, _ in store.rows.values()] == ["plex"]
+
+
+def test_a_long_outage_keeps_one_row_of_changes(make_hub: HubFactory,
+                                                sonarr: FakeSonarr) -> None:
+    hub, store, _ = make_hub(sonarr=sonarr, retries=1)
+    sonarr.script = [503] * 6  # three calls, two attempts each
+    hub.notify([Change(episode_link(1, 1), ChangeKind.MODIFIED, ChangeCause.RELINK)],
+               dry_run=False)
+    hub.notify([Change(f"{FARM}/tv/Other (2019)/e.mkv", ChangeKind.MODIFIED,
+                       ChangeCause.RELINK)], dry_run=False)
+    hub.notify([Change(episode_link(2, 1), ChangeKind.MODIFIED, ChangeCause.RELINK)],
+               dry_run=False)
+    assert len(store.rows) == 1
+
+    hub.notify([], dry_run=False)
+
+    assert sonarr.commands() == [{"name": "RescanSeries", "seriesId": SERIES_ID},
+                                 {"name": "RescanSeries", "seriesId": 8}]
+    assert store.rows == {}
