@@ -88,17 +88,18 @@ class ContractChecker:
     extra: Sequence[Callable[[SeenRequest], list[str]]] = field(default_factory=tuple)
 
     def check(self, request: SeenRequest) -> list[str]:
-        loaded = load_document(self.document)
+        # Facts from SOURCES.md are checked even without the documents.
         problems = [p for check in self.extra for p in check(request)]
-        if loaded is None:
-            return problems
-        openapi, raw = loaded
-        method, path = self.rewrite(request)
         body = request.body or None
         if self.body_filter is not None and body is not None:
             filtered, more = self.body_filter(request, json.loads(body))
             problems += more
             body = json.dumps(filtered).encode()
+        loaded = load_document(self.document)
+        if loaded is None:
+            return [f"{request.method} {request.path}: {p}" for p in problems]
+        openapi, raw = loaded
+        method, path = self.rewrite(request)
         query = ImmutableMultiDict(list(request.query))
         oa_request = _OpenApiRequest(
             host_url=self.server_url, path=path, method=method.lower(),
