@@ -207,6 +207,25 @@ def test_apply_then_history_then_undo(demo: tuple[str, str], tmp_path: Path) -> 
     assert snapshot(farm) == before
 
 
+def test_quarantine_purge(demo: tuple[str, str], tmp_path: Path) -> None:
+    config, _ = demo
+    assert scan_json("--config", config, "--apply")[0] == 1
+    quarantine = tmp_path / "quarantine"
+
+    def quarantined() -> int:
+        return sum(1 for p in quarantine.rglob("*") if p.is_symlink())
+
+    assert quarantined() == 1
+    proc = cli("quarantine", "purge", "--older-than", "0", "--config", config)
+    assert proc.returncode == 0, proc.stderr
+    assert "would delete" in proc.stdout
+    assert quarantined() == 1
+    proc = cli("quarantine", "purge", "--older-than", "0", "--apply", "--config", config)
+    assert proc.returncode == 0, proc.stderr
+    assert quarantined() == 0
+    assert cli("quarantine", "purge", "--older-than", "-1", "--config", config).returncode == 2
+
+
 def test_subtree_scan(demo: tuple[str, str]) -> None:
     config, farm = demo
     code, doc = scan_json("--config", config, "--all", "Movies/Heat (1995)")
