@@ -136,9 +136,12 @@ class _Pass:
                 self._problem(path, exc.errno, exc.strerror or "cannot stat")
                 continue
             if stat.S_ISLNK(st.st_mode):
-                directory, _name = _split(path)
-                target = os.readlink(path)
-                self._file(path, target, directory, st.st_mtime)
+                try:
+                    target = os.readlink(path)
+                except OSError as exc:
+                    self._problem(path, exc.errno, exc.strerror or "cannot read link")
+                    continue
+                self._file(path, target, _split(path)[0], st.st_mtime)
             elif stat.S_ISDIR(st.st_mode):
                 self._walk_tree(path, root=path == self.farm)
             else:
@@ -298,15 +301,10 @@ class _Pass:
         """(parent, mount, records, listing) per group, keeping a window of listings in flight
         so the gates' workers list while this thread turns listings into facts."""
         pending: deque[tuple[str, str | None, list[Record], Future[Any] | None]] = deque()
-        items = iter(groups.items())
-        exhausted = False
         while True:
-            while not exhausted and len(pending) < self.window:
-                item = next(items, None)
-                if item is None:
-                    exhausted = True
-                    break
-                parent, records = item
+            while groups and len(pending) < self.window:
+                # popitem: each group's records are freed as soon as they became facts.
+                parent, records = groups.popitem()
                 mount = self._mount_of(parent)
                 pending.append((parent, mount, records, self._submit(parent, mount)))
             if not pending:
