@@ -299,6 +299,8 @@ def _redact_url(url: str) -> str:
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in over.items():
+        if value is None and isinstance(out.get(key), dict):
+            continue  # `daemon:` with every sub-key commented out means "the defaults"
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value)
         else:

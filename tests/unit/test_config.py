@@ -224,6 +224,11 @@ def test_empty_file_means_defaults(tmp_path: Path) -> None:
     assert load_settings(write(tmp_path, "# nothing here\n"), {}) == Settings()
 
 
+def test_section_with_everything_commented_out_means_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, "notify:\n  # plex: {url: http://plex:32400}\ndaemon:\npolicy:\n")
+    assert load_settings(path, {}) == Settings()
+
+
 def test_paths_are_normalised(tmp_path: Path) -> None:
     path = write(tmp_path, "farm: /srv//farm/\nmounts: [{name: a, path: /m/a/}]\n")
     settings = load_settings(path, {})
