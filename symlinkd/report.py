@@ -354,6 +354,10 @@ def _describe(planned: PlannedAction, farm: str | None) -> str:
 def _render_summary(report: PassReport, problems: int, console: Console) -> None:
     seconds = max(0.0, report.finished - report.started)
     code = exit_code(report)
+    for m in report.mounts.values():
+        if m.health is not MountHealth.OK:
+            console.print(Text(f"mount {m.name} is {m.health.value}: nothing under it was "
+                               "judged by its target or changed", style="bold red"))
     style = {0: "green", 1: "yellow"}.get(code, "bold red")
     line = f"{len(report.judgements)} entries, {problems} need attention, {seconds:.1f}s"
     if not report.apply:

@@ -204,6 +204,13 @@ def test_refused_plan_is_shown_with_its_reason() -> None:
     assert "With --apply --force, symlinkd would make 1 change(s)" in out
 
 
+def test_a_mount_not_ok_is_called_out() -> None:
+    down = MountState("torbox", "/mnt/media/torbox", MountHealth.DOWN, "ENOTCONN")
+    out = rendered(make_report([healthy("a.mkv")], mounts=(ZURG, down)))
+    assert "mount torbox is down: nothing under it was judged by its target or changed" in out
+    assert "mount zurg is" not in out
+
+
 def test_problem_list_is_capped() -> None:
     entries = [(judged(f"d{i:03}.mkv", Verdict.DANGLING), Skip("wait")) for i in range(30)]
     out = rendered(make_report(entries), limit=10)
