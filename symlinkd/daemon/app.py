@@ -177,7 +177,7 @@ class Daemon:
         log.info("pass queued", kind=options.kind, source=request.source,
                  paths=len(options.paths))
         report = runtime.run_pass(options)
-        _log_outcomes(report)
+        _log_outcomes(report, stopping=runtime.stop.is_set())
         return report
 
     # -- reload --------------------------------------------------------------------------------
@@ -237,12 +237,16 @@ class Daemon:
         return ok, checks
 
 
-def _log_outcomes(report: PassReport) -> None:
+def _log_outcomes(report: PassReport, *, stopping: bool) -> None:
     """One log event per action on a link, with its reason (the daemon has no report table)."""
+    not_started = 0
     with structlog.contextvars.bound_contextvars(run_id=report.run_id):
         for outcome in report.outcomes:
             action = outcome.planned.action
             if action.kind is ActionKind.KEEP:
+                continue
+            if stopping and outcome.result is OutcomeResult.SKIPPED:
+                not_started += 1  # one line for all of them, below
                 continue
             # Skips repeat every pass (a link awaiting confirmation): debug, not info.
             level = (logging.WARNING if outcome.result is OutcomeResult.FAILED
@@ -251,6 +255,8 @@ def _log_outcomes(report: PassReport) -> None:
                     result=outcome.result.value, reason=action.reason,
                     verdict=outcome.planned.judgement.verdict.value,
                     new_target=getattr(action, "new_target", None), message=outcome.message)
+        if not_started:
+            log.info("actions not started: stopping", count=not_started)
 
 
 def _live_part(running: Settings, fresh: Settings) -> tuple[Settings, list[str]]:
