@@ -49,9 +49,13 @@ def show(report: PassReport, settings: Settings, *, as_json: bool, all_links: bo
 
 
 def write_json(document: dict[str, Any]) -> None:
-    """UTF-8 whatever the locale: names in the document are valid Unicode (see report.py)."""
+    """UTF-8 whatever the locale: names in the document are valid Unicode (see report.py).
+    Indented for a person on a terminal; compact into a pipe, where json's indenting encoder
+    (pure Python) would take ~8x longer on a farm with 100k problem links."""
+    text = (json.dumps(document, ensure_ascii=False, indent=2) if sys.stdout.isatty()
+            else json.dumps(document, ensure_ascii=False, separators=(",", ":")))
     sys.stdout.flush()
-    sys.stdout.buffer.write(json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8"))
+    sys.stdout.buffer.write(text.encode("utf-8"))
     sys.stdout.buffer.write(b"\n")
     sys.stdout.buffer.flush()
 
