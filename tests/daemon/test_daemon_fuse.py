@@ -1,0 +1,95 @@
+"""``symlinkd run`` against real rclone FUSE mounts (tests/fuse/rig.py): the mount metrics follow
+rclone dying and coming back, the farm is never touched meanwhile, and a new link into a real
+mount reaches Plex."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.contract.fakes import FakePlex
+from tests.daemon.proc import PLEX_TOKEN, TOKEN, DaemonProcess, free_port, wait_for, write_config
+from tests.fuse.rig import FuseRig
+
+pytestmark = [pytest.mark.fuse, pytest.mark.slow]
+
+PROBE_SECONDS = 1
+
+
+@pytest.fixture
+def plex(fuse_rig: FuseRig) -> Iterator[FakePlex]:
+    server = FakePlex(PLEX_TOKEN, [("1", "TV Shows", [str(fuse_rig.farm / "Shows")])]).start()
+    yield server
+    server.stop()
+    assert server.mismatches == []
+
+
+def _config(rig: FuseRig) -> dict[str, Any]:
+    config = rig.config_dict()
+    config["daemon"] = {"listen": f"127.0.0.1:{free_port()}", "scan_interval_minutes": 60,
+                        "probe_interval_seconds": PROBE_SECONDS, "watch": "inotify",
+                        "debounce_seconds": 0.2}
+    return config
+
+
+def _up(daemon: DaemonProcess, mount: str) -> float | None:
+    return daemon.metric("symlinkd_mount_up", mount=mount)
+
+
+def test_kill9_rclone_drops_mount_up_and_touches_no_link(
+    fuse_rig: FuseRig, plex: FakePlex
+) -> None:
+    rig = fuse_rig
+    for i in range(1, 4):
+        rig.put("zurg", f"__all__/Show.S01/e{i}.mkv")
+        rig.link(f"Shows/Show/Season 01/e{i}.mkv", "zurg", f"__all__/Show.S01/e{i}.mkv")
+    rig.put("torbox", "torrents/Film/film.mkv")
+    rig.link("Movies/Film/film.mkv", "torbox", "torrents/Film/film.mkv")
+    config = write_config(rig.base, _config(rig), plex_url=plex.url)
+    with DaemonProcess(config) as daemon:
+        daemon.wait_ready(60)
+        assert _up(daemon, "zurg") == 1.0
+        before = rig.farm_snapshot()
+
+        rig.kill9("zurg")
+        # Probe every second, each bounded by timeouts.probe_seconds (2 s in the rig config).
+        wait_for(lambda: _up(daemon, "zurg") == 0.0, PROBE_SECONDS + 2 + 5,
+                 "symlinkd_mount_up{mount=zurg} to drop to 0")
+        assert _up(daemon, "torbox") == 1.0
+        assert daemon.metric("symlinkd_mount_state", mount="zurg", state="down") == 1.0
+
+        # A full pass while the mount is dead: links are judged mount_down and left alone.
+        passes = daemon.metric("symlinkd_scan_duration_seconds_count", kind="full") or 0.0
+        answer = daemon.client.post("/api/v1/scan", headers={"X-Api-Key": TOKEN})
+        assert answer.status_code == 202
+        wait_for(lambda: (daemon.metric("symlinkd_scan_duration_seconds_count", kind="full")
+                          or 0.0) > passes, 60, "the full pass over the dead mount")
+        assert daemon.metric("symlinkd_links", mount="zurg", verdict="mount_down") == 3.0
+        assert rig.farm_snapshot() == before
+
+        rig.remount("zurg")
+        wait_for(lambda: _up(daemon, "zurg") == 1.0, PROBE_SECONDS + 2 + 10,
+                 "symlinkd_mount_up{mount=zurg} back to 1")
+        assert rig.farm_snapshot() == before
+        assert daemon.stop() == 0
+
+
+def test_new_link_into_a_real_mount_reaches_plex(fuse_rig: FuseRig, plex: FakePlex) -> None:
+    rig = fuse_rig
+    rig.put("zurg", "__all__/Seed/seed.mkv")
+    config_path = write_config(rig.base, _config(rig), plex_url=plex.url)
+    assert yaml.safe_load(Path(config_path).read_text())["daemon"]["watch"] == "inotify"
+    with DaemonProcess(config_path) as daemon:
+        daemon.wait_ready(60)
+        rig.put("torbox", "torrents/New.Show.S01/New.Show.S01E01.mkv")
+        wait_for(lambda: rig["torbox"].mount_path("torrents/New.Show.S01").is_dir(), 30,
+                 "rclone to list the new torrent (dir cache)")
+        link = rig.link("Shows/New Show/Season 01/New.Show.S01E01.mkv", "torbox",
+                        "torrents/New.Show.S01/New.Show.S01E01.mkv")
+        wait_for(lambda: any(p and str(link).startswith(p.rstrip("/") + "/")
+                             for _, p in plex.refreshes()), 30, "the Plex refresh")
+        assert daemon.stop() == 0
