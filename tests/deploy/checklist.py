@@ -113,7 +113,7 @@ def checklist_problems(doc: Doc) -> list[str]:
         if expr.get("key") == "kubernetes.io/hostname" and expr.get("operator") == "In"
         for value in expr.get("values", [])
     }
-    if not PREFERRED_NODES <= preferred:
+    if not preferred >= PREFERRED_NODES:
         problems.append(f"no preferred node affinity for {sorted(PREFERRED_NODES)}")
 
     for container in all_containers(spec):

@@ -46,6 +46,11 @@ def _render(path: str) -> tuple[Doc, ...]:
     return tuple(d for d in yaml.safe_load_all(done.stdout) if d)
 
 
+def rendered(path: str) -> tuple[Doc, ...]:
+    """The cached render itself: read only (use ``render`` to get a copy to change)."""
+    return _render(path)
+
+
 def render(path: str) -> list[Doc]:
     """The objects `kubectl kustomize deploy/<path>` prints (a fresh deep copy per call, so a
     test may mutate what it gets)."""
@@ -58,13 +63,14 @@ def load_files(*paths: Path) -> list[Doc]:
 
 def pod_spec(doc: Doc) -> Doc | None:
     kind = doc.get("kind")
+    spec: Doc | None = None
     if kind == "Pod":
-        return doc["spec"]
-    if kind in POD_TEMPLATE_KINDS:
-        return doc["spec"]["template"]["spec"]
-    if kind == "CronJob":
-        return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    return None
+        spec = doc["spec"]
+    elif kind in POD_TEMPLATE_KINDS:
+        spec = doc["spec"]["template"]["spec"]
+    elif kind == "CronJob":
+        spec = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return spec
 
 
 def pod_labels(doc: Doc) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploy.manifests import NAMESPACE, OVERLAYS, Doc, by_kind, pod_labels, render
+from tests.deploy.manifests import NAMESPACE, OVERLAYS, Doc, by_kind, pod_labels, render, rendered
 from tests.deploy.netpol import Peer, allowed, selector_matches
 
 INGRESS_NS = {"overlays/openshift": {"policy-group.network.openshift.io/ingress": ""},
@@ -52,7 +52,7 @@ def _named_ports(deployment: Doc) -> dict[str, int]:
 
 
 def _check(overlay: str, src: str, dst: str, port: int) -> bool:
-    docs = render(overlay)
+    docs = list(rendered(overlay))
     deployments = by_kind(docs, "Deployment")
     policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
     ns_labels = {**by_kind(docs, "Namespace")[NAMESPACE]["metadata"].get("labels", {}),

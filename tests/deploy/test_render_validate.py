@@ -7,7 +7,7 @@ import functools
 import json
 from pathlib import Path
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 from tests.deploy.manifests import (
@@ -51,7 +51,8 @@ def _crd_validator(key: tuple[str, str]) -> jsonschema.protocols.Validator:
 
 def _k8s_errors(docs: list[Doc]) -> list[str]:
     kubernetes_validate = pytest.importorskip(
-        "kubernetes_validate", reason="kubernetes-validate missing: pip install kubernetes-validate")
+        "kubernetes_validate",
+        reason="kubernetes-validate missing: pip install kubernetes-validate")
     errors = []
     for doc in docs:
         if _is_crd(doc):
