@@ -135,6 +135,11 @@ def test_inv2_other_errors_never_lead_to_a_prune(tmp_path: Path, code: int | Non
         plan = make_plan([j], mounts, db.histories([j.path]), {}, POLICY, farm.farm, now)
         assert plan.changes() == []
         db.record_pass([j], full=True)
+    # Even were the state DB to claim a long dangling streak, the verdict decides.
+    streak = {facts.path: LinkHistory(first_seen=NOW - 30 * DAY, bad_since=NOW - 30 * DAY,
+                                      bad_passes=99)}
+    j = classify(facts, mounts, NOW)
+    assert make_plan([j], mounts, streak, {}, POLICY, farm.farm, NOW).changes() == []
     db.close()
 
 
