@@ -169,7 +169,7 @@ def _configure_logging(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    paths = scan_paths(args.paths, settings.farm, os.getcwd())
+    paths = scan_paths(args.paths, settings.farm, os.getcwd(), os.path.realpath(settings.farm))
     if not os.path.isdir(settings.farm):
         raise UsageError(f"the farm {settings.farm} is not a directory (see 'farm' in the config)")
     _configure_logging(settings, args)
@@ -178,15 +178,29 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return run_scan(settings, paths, args)
 
 
-def scan_paths(paths: Sequence[str], farm: str, cwd: str) -> tuple[str, ...]:
-    """Absolute, normalised paths inside the farm. A relative path is taken from the current
-    directory when that lies inside the farm (shell completion), else from the farm."""
+def scan_paths(
+    paths: Sequence[str], farm: str, cwd: str, real_farm: str | None = None
+) -> tuple[str, ...]:
+    """Absolute, normalised paths inside the farm, spelled under ``farm``. A relative path is
+    taken from the current directory when that lies inside the farm (shell completion), else
+    from the farm. ``real_farm``: the farm with symlinks resolved (a farm configured through a
+    symlink, /mnt/media/stream -> /mnt/nas/stream, while getcwd() reports the real path)."""
     root = os.path.normpath(farm)
-    base = cwd if _inside(os.path.normpath(cwd), root) else root
+    real = os.path.normpath(real_farm) if real_farm else root
+
+    def in_farm(path: str) -> str | None:
+        path = os.path.normpath(path)
+        if _inside(path, root):
+            return path
+        if _inside(path, real):
+            return root + path[len(real):]
+        return None
+
+    base = in_farm(cwd) or root
     out: list[str] = []
     for raw in paths:
-        path = os.path.normpath(os.path.join(base, raw))
-        if not _inside(path, root):
+        path = in_farm(os.path.join(base, raw))
+        if path is None:
             raise UsageError(f"{raw!r} is not inside the farm ({root})")
         out.append(path)
     return tuple(dict.fromkeys(out))

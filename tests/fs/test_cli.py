@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from symlinkd import __version__
-from symlinkd.cli import main
+from symlinkd.cli import UsageError, main, scan_paths
 from symlinkd.demo import build_demo_farm
 from symlinkd.state import StateDB
 
@@ -236,6 +236,24 @@ def test_subtree_scan(demo: tuple[str, str]) -> None:
     code, doc = scan_json("--config", config, "--all", "Heat (1995)",
                           cwd=os.path.join(farm, "Movies"))
     assert code == 0 and len(doc["links"]) == 1
+
+
+@pytest.mark.parametrize(("paths", "cwd", "expected"), [
+    (["Movies/Heat"], "/", ["/farm/Movies/Heat"]),
+    (["Heat", "/farm/Shows/"], "/farm/Movies", ["/farm/Movies/Heat", "/farm/Shows"]),
+    (["Heat"], "/nas/stream/Movies", ["/farm/Movies/Heat"]),  # cwd reported as the real path
+    (["/nas/stream/Shows/A"], "/", ["/farm/Shows/A"]),
+    (["../Shows", "Heat/../Heat"], "/farm/Movies", ["/farm/Shows", "/farm/Movies/Heat"]),
+    (["a", "a/"], "/farm", ["/farm/a"]),
+])
+def test_scan_paths(paths: list[str], cwd: str, expected: list[str]) -> None:
+    assert list(scan_paths(paths, "/farm", cwd, "/nas/stream")) == expected
+
+
+@pytest.mark.parametrize("path", ["/elsewhere", "../..", "/farmer/x", "/nas"])
+def test_scan_paths_outside_the_farm(path: str) -> None:
+    with pytest.raises(UsageError):
+        scan_paths([path], "/farm", "/farm/Movies", "/nas/stream")
 
 
 def test_path_outside_the_farm_is_a_usage_error(demo: tuple[str, str], tmp_path: Path) -> None:
