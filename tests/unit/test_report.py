@@ -7,11 +7,13 @@ import base64
 import io
 import json
 import os
+from collections.abc import Sequence
 
 import pytest
 from rich.console import Console
 
 from symlinkd.model import (
+    Action,
     EntryKind,
     Judgement,
     Keep,
@@ -46,10 +48,10 @@ def judged(name: str, verdict: Verdict, *, target: str | None = None,
     return Judgement(facts, verdict, age, reason)
 
 
-def make_report(entries: list[tuple[Judgement, object]], *, apply: bool = False,
+def make_report(entries: Sequence[tuple[Judgement, Action]], *, apply: bool = False,
                 mounts: tuple[MountState, ...] = (ZURG, TORBOX),
                 outcomes: bool = False) -> PassReport:
-    planned = [PlannedAction(j, a) for j, a in entries]  # type: ignore[arg-type]
+    planned = [PlannedAction(j, a) for j, a in entries]
     report = PassReport(run_id="run-1", kind="full", apply=apply, started=100.0, finished=101.5,
                         mounts={m.name: m for m in mounts}, judgements=[j for j, _ in entries],
                         planned=planned)
@@ -59,7 +61,7 @@ def make_report(entries: list[tuple[Judgement, object]], *, apply: bool = False,
     return report
 
 
-def healthy(name: str) -> tuple[Judgement, object]:
+def healthy(name: str) -> tuple[Judgement, Action]:
     return judged(name, Verdict.OK), Keep()
 
 
