@@ -265,8 +265,10 @@ def render(
             "Nothing was changed. Fix the cause, or re-run with --apply --force to override the "
             "safety limits.", style="bold red"))
     _render_actions(report, console, farm, limit)
-    for note in report.notes:
-        console.print(Text(("would notify: " if dry else "notified: ") + note, style="cyan"))
+    if report.notes:  # notifications ("would send: ..." in a dry run) and forced-gate notes
+        console.print(Text("Notes:", style="bold"))
+        for note in report.notes:
+            console.print(Text(f"  {printable(note)}", style="cyan"))
     _render_summary(report, problems, console)
 
 

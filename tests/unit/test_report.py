@@ -223,10 +223,10 @@ def test_problem_list_is_capped() -> None:
 def test_scan_problems_and_notes_are_shown() -> None:
     report = make_report([healthy("a.mkv")])
     report.problems = [ScanProblem(f"{FARM}/Private", 13, "Permission denied")]
-    report.notes = ["plex GET /library/sections/1/refresh?path=/data/stream/Shows/A"]
+    report.notes = ["would send: plex GET /library/sections/1/refresh?path=/data/stream/Shows/A"]
     out = rendered(report)
     assert f"could not read {FARM}/Private: Permission denied" in out
-    assert "would notify: plex GET /library/sections/1/refresh" in out
+    assert "  would send: plex GET /library/sections/1/refresh?path=/data/stream/Shows/A" in out
 
 
 # --- exit codes -------------------------------------------------------------------------------
