@@ -49,8 +49,9 @@ def load_settings(path: str | None, env: Mapping[str, str]) -> Settings:
     problems = Problems()
     explicit = path is not None or bool(env.get(CONFIG_ENV))
     path = path if path is not None else env.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH
+    # A file that cannot be read counts as empty, so the environment is still checked and
+    # every problem comes out in one go.
     document = _read_file(path, explicit, problems)
-    problems.raise_if_any()
 
     data = _merge(_defaults(), document)
     from_env = _apply_env(data, env, problems)

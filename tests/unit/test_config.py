@@ -220,6 +220,11 @@ def test_unreadable_documents(tmp_path: Path, text: str, fragment: str) -> None:
     assert fragment in found[0][1]
 
 
+def test_broken_file_and_bad_env_are_reported_together(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, "farm: [unclosed\n"), {"SYMLINKD_POLICY__MAX_PRUNE": "x"})
+    assert [key for key, _ in found] == ["", "policy.max_prune"]
+
+
 def test_empty_file_means_defaults(tmp_path: Path) -> None:
     assert load_settings(write(tmp_path, "# nothing here\n"), {}) == Settings()
 
