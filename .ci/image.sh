@@ -95,4 +95,39 @@ set -e
 # demo scans a farm with broken links on purpose: 1 = problems found; 0/1 are both a working demo.
 [ "$demo_rc" -le 1 ] || fail "symlinkd demo exited $demo_rc"
 
+log "symlinkd run stops cleanly on SIGTERM (tini forwards it; podman stop would SIGKILL after 20 s)"
+daemon="$WORK/daemon"
+rm -rf "$daemon"
+mkdir -p "$daemon"/{farm,state,zurg/__all__,torbox/torrents}
+cat > "$daemon/symlinkd.yaml" <<CONF
+farm: /data/farm
+state_dir: /data/state
+mounts:
+  - {name: zurg, path: /data/zurg, anchor: __all__, require_mountpoint: false}
+  - {name: torbox, path: /data/torbox, anchor: torrents, require_mountpoint: false}
+policy: {quarantine_dir: /data/state/quarantine}
+daemon: {listen: "127.0.0.1:9090", watch: "off", scan_interval_minutes: 30}
+CONF
+chown -R "$EXPECTED_UID:$EXPECTED_UID" "$daemon"
+name="symlinkd-sigterm-$$"
+pm rm -f "$name" >/dev/null 2>&1 || true
+pm run -d --name "$name" --pull=never --read-only --tmpfs /tmp -v "$daemon:/data" \
+    "$IMAGE" run --config /data/symlinkd.yaml >/dev/null
+healthy=""
+for _ in $(seq 60); do
+    if pm exec "$name" python -c \
+        "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9090/healthz', timeout=2)" \
+        >/dev/null 2>&1; then healthy=1; break; fi
+    sleep 0.5
+done
+if [ -z "$healthy" ]; then pm logs "$name" >&2 || true; pm rm -f "$name" >/dev/null; fail "daemon never answered /healthz"; fi
+stop_started=$SECONDS
+pm stop --time 20 "$name" >/dev/null
+stop_took=$((SECONDS - stop_started))
+code="$(pm inspect "$name" --format '{{.State.ExitCode}}')"
+pm rm -f "$name" >/dev/null
+[ "$stop_took" -lt 15 ] || fail "SIGTERM ignored: stop took ${stop_took}s"
+[ "$code" = 0 ] || fail "symlinkd run exited $code on SIGTERM, want 0"
+log "stopped in ${stop_took}s with exit code 0"
+
 log "OK in $((SECONDS - started)) s"

@@ -125,6 +125,9 @@ def test_symlinkd_deployment(docs: list[Doc]) -> None:
     assert volumes[config_volume]["configMap"]["name"].startswith("symlinkd-config-")
     assert env["SYMLINKD_CONFIG"] == f"{mounts[config_volume]['mountPath']}/symlinkd.yaml"
     configmap = by_kind(docs, "ConfigMap")[volumes[config_volume]["configMap"]["name"]]
+    # the very file CI runs `symlinkd config check` on (test_symlinkd_config, .ci/image.sh)
+    assert configmap["data"]["symlinkd.yaml"] == (
+        DEPLOY / "base" / "symlinkd" / "symlinkd.yaml").read_text()
     config = yaml.safe_load(configmap["data"]["symlinkd.yaml"])
     # state on the PVC (config/symlinkd), inside the /mnt/media mount
     assert config["state_dir"] == "/mnt/media/config/symlinkd"
