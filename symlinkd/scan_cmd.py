@@ -14,7 +14,6 @@ from typing import Any
 
 from rich.console import Console, RenderableType
 from rich.live import Live
-from rich.spinner import Spinner
 from rich.text import Text
 
 from symlinkd.model import PassReport
@@ -71,10 +70,11 @@ class _Seen:
     """The progress renderable: reads the latest count when rich refreshes (4 times a second),
     so the scanner's callback costs one attribute store."""
 
+    FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
     def __init__(self, farm: str) -> None:
         self.count = 0
         self.started = time.monotonic()
-        self.spinner = Spinner("dots")
         self.farm = farm
 
     def tick(self, count: int) -> None:
@@ -83,9 +83,10 @@ class _Seen:
     def __rich__(self) -> RenderableType:
         elapsed = time.monotonic() - self.started
         rate = self.count / elapsed if elapsed > 0 else 0.0
-        self.spinner.update(text=Text(
-            f"scanning {self.farm}: {self.count:,} entries, {elapsed:.0f}s ({rate:,.0f}/s)"))
-        return self.spinner
+        frame = self.FRAMES[int(elapsed * 10) % len(self.FRAMES)]
+        # one line whatever the terminal width: the farm path goes last and is cut first
+        return Text(f"{frame} scanning: {self.count:,} entries, {elapsed:.0f}s "
+                    f"({rate:,.0f}/s) {self.farm}", no_wrap=True, overflow="ellipsis")
 
 
 @contextmanager

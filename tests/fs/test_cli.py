@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pty
+import re
 import subprocess
 import sys
 import time
@@ -178,6 +180,40 @@ def test_text_report_on_a_pipe(demo: tuple[str, str]) -> None:
     assert "relink Shows/ShowX/Season 01/ShowX.S01E03.1080p.mkv →" in proc.stdout
     assert "\x1b[" not in proc.stdout  # no colour codes into a pipe
     assert "scanning" not in proc.stderr  # no progress line off a terminal
+
+
+def _stderr_on_a_terminal(*args: str) -> tuple[int, bytes]:
+    """Run the CLI with stderr on a pseudo-terminal (stdout stays a pipe); return what the
+    terminal received."""
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYMLINKD_")}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "symlinkd", *args], stdout=subprocess.PIPE,
+                              stderr=follower, env=env, timeout=120, check=False)
+    finally:
+        os.close(follower)
+    received = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the terminal's other side is closed and drained
+            break
+        if not chunk:
+            break
+        received += chunk
+    os.close(leader)
+    return proc.returncode, received
+
+
+def test_progress_line_only_on_a_terminal_and_never_with_json(demo: tuple[str, str]) -> None:
+    config, _ = demo
+    code, terminal = _stderr_on_a_terminal("scan", "--config", config)
+    assert code == 1
+    assert b"scanning: 0 entries" in terminal  # first frame, before the walk
+    assert re.search(rb"scanning: [1-9][0-9]* entries", terminal)  # the final count
+    code, terminal = _stderr_on_a_terminal("scan", "--json", "--config", config)
+    assert code == 1
+    assert b"scanning" not in terminal
 
 
 def test_apply_then_history_then_undo(demo: tuple[str, str], tmp_path: Path) -> None:
