@@ -63,7 +63,12 @@ def run_daemon(settings: Settings, config_path: str | None) -> int:
         runtime.close()
         print(f"symlinkd: not starting: {exc}", file=sys.stderr)
         return EXIT_LOCKED
-    daemon = Daemon(settings, config_path, runtime)
+    try:
+        daemon = Daemon(settings, config_path, runtime)
+    except OSError as exc:  # the port is taken, or the address is not ours
+        runtime.close()
+        print(f"symlinkd: cannot listen on {settings.daemon.listen}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         daemon.start()
     except Exception:
@@ -103,7 +108,13 @@ class Daemon:
         self.http.start()
         self.queue.put(ScanRequest.full_pass("start"))
         self.schedule.start()
-        self.watcher.start()
+        try:
+            self.watcher.start()
+        except OSError as exc:
+            # The farm missing or unreadable at start (an NFS export not there yet): the passes
+            # report it; the schedule and webhooks still work.
+            log.error("cannot watch the farm; watcher off", farm=self.settings.farm,  # noqa: TRY400
+                      error=str(exc))
         log.info("daemon started", listen=self.settings.daemon.listen, port=self.http.port,
                  watch=self.watcher.mode, farm=self.settings.farm, pid=os.getpid())
 
