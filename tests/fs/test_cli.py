@@ -319,6 +319,16 @@ def test_healthy_farm_exits_0(tmp_path: Path) -> None:
     assert cli("scan", "--config", str(config)).returncode == 0
 
 
+def test_missing_farm_is_a_usage_error(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"farm": str(tmp_path / "no-farm"),
+                                      "state_dir": str(tmp_path / "state")}))
+    proc = cli("scan", "--config", str(config))
+    assert proc.returncode == 2
+    assert f"the farm {tmp_path / 'no-farm'} is not a directory" in proc.stderr
+    assert not (tmp_path / "state").exists()  # refused before anything was created
+
+
 def test_mount_down_exits_3_and_apply_changes_nothing(demo: tuple[str, str]) -> None:
     config, farm = demo
     data = yaml.safe_load(Path(config).read_text())
