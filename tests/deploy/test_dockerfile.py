@@ -1,5 +1,6 @@
-"""Linters: yamllint on deploy/, and the Dockerfile: hadolint clean (ignores justified in .hadolint.yaml) and the shape issue 6
-asks for. The real build and run is .ci/image.sh (podman), which .ci/run calls."""
+"""Linters and the Dockerfile: yamllint on deploy/; the Dockerfile hadolint clean (ignores
+justified in .hadolint.yaml) and of the shape issue 6 asks for. The real build and run is
+.ci/image.sh (podman), which .ci/run calls."""
 
 from __future__ import annotations
 
