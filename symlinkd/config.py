@@ -43,6 +43,7 @@ _NOT_CONFIG = re.compile(
     r"|PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$"
 )
 
+
 def load_settings(path: str | None, env: Mapping[str, str]) -> Settings:
     """Settings from ``path`` (None: ``$SYMLINKD_CONFIG``, else the default path, which may be
     absent) and ``env``. Raises ``ConfigError`` listing every problem found."""
