@@ -289,6 +289,8 @@ class StateDB(JournalStore):
             stale = len(digest) - writes.seen if full else 0
             if not (writes.any() or stale > 0):
                 return
+            # B-tree inserts in key order touch each page once (a first pass of 1M links).
+            writes.inserts.sort()
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
