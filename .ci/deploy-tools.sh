@@ -36,7 +36,11 @@ if [ ! -x "$TOOLS/bin/promtool" ]; then
     log "promtool from Debian's prometheus package (extracted, no service)"
     tmp="$(mktemp -d)"
     chmod 0755 "$tmp"  # apt-get download drops to user _apt, which must write here
-    (cd "$tmp" && apt-get download -qq prometheus >/dev/null)
+    # apt-get download needs package lists; a machine that had everything else may have none
+    (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1) || {
+        $SUDO apt-get update -qq
+        (cd "$tmp" && apt-get download -qq prometheus >/dev/null)
+    }
     dpkg -x "$tmp"/prometheus_*.deb "$tmp/root"
     $SUDO mkdir -p "$TOOLS/bin"
     $SUDO install -m 0755 "$tmp/root/usr/bin/promtool" "$TOOLS/bin/promtool"
