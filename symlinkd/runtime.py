@@ -197,7 +197,8 @@ class Runtime:
             max(0.0, report.finished - report.started)
         )
         self.metrics.last_scan.labels(kind=options.kind).set(report.finished)
-        log.info("pass finished", kind=options.kind, seconds=round(report.finished - report.started, 3),
+        seconds = round(report.finished - report.started, 3)
+        log.info("pass finished", kind=options.kind, seconds=seconds,
                  refused=report.refused_reason, **counts)
         return report
 
