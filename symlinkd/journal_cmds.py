@@ -26,7 +26,16 @@ LOCK_WAIT_SECONDS = 30.0  # undo waits this long for a running pass to finish
 
 
 def _console() -> Console:
-    return Console(file=sys.stdout, soft_wrap=True)
+    # Piped output (a pod log, `| less`) gets room for the table instead of rich's 80 columns.
+    width = None if sys.stdout.isatty() else 200
+    return Console(file=sys.stdout, soft_wrap=True, width=width)
+
+
+def _counts(counts: dict[str, int]) -> tuple[str, str]:
+    """The runtime's counts as (verdicts, actions): ``"ok 22, dangling 2"``."""
+    verdicts = [f"{k} {v}" for k, v in sorted(counts.items()) if ":" not in k]
+    actions = [f"{k.split(':', 1)[1]} {v}" for k, v in sorted(counts.items()) if ":" in k]
+    return ", ".join(verdicts), ", ".join(actions)
 
 
 def _when(ts: float | None) -> str:
@@ -108,15 +117,19 @@ def cmd_history(settings: Settings, *, as_json: bool, limit: int) -> int:
         return 0
     table = Table(title=f"symlinkd runs (newest first, at most {limit})")
     table.add_column("run", no_wrap=True)  # an id is copied into `symlinkd undo` whole
-    for column in ("kind", "mode", "started", "seconds", "counts", "journal", "note"):
+    table.add_column("kind")
+    table.add_column("mode")
+    table.add_column("started", no_wrap=True)
+    table.add_column("seconds", justify="right")
+    for column in ("links", "actions", "journal", "note"):
         table.add_column(column)
     for run in runs:
         seconds = f"{run.finished - run.started:.1f}" if run.finished else "unfinished"
-        counts = " ".join(f"{k}={v}" for k, v in sorted(run.counts.items()))
-        journal = " ".join(f"{k}={v}" for k, v in sorted(run.journal.items()))
+        links, actions = _counts(run.counts)
+        journal = ", ".join(f"{k} {v}" for k, v in sorted(run.journal.items()))
         note = (f"refused: {run.refused}" if run.refused
                 else f"undo of {run.undo_of}" if run.undo_of else "")
-        table.add_row(run.id, run.kind, run.mode, _when(run.started), seconds, counts,
+        table.add_row(run.id, run.kind, run.mode, _when(run.started), seconds, links, actions,
                       journal, note)
     console.print(table)
     return 0

@@ -94,9 +94,9 @@ def _recreate_folder(state: StateDB, undo_id: str, entry: JournalEntry) -> UndoI
     path = entry.path
     if os.path.isdir(path) and not os.path.islink(path):
         state.journal_mark(entry.run_id, entry.seq, JournalState.UNDONE, f"by {undo_id}")
-        return UndoItem(path, "mkdir", UndoResult.ALREADY, "folder exists")
+        return UndoItem(path, "rmdir", UndoResult.ALREADY, "folder exists")
     if os.path.lexists(path):
-        return UndoItem(path, "mkdir", UndoResult.CONFLICT,
+        return UndoItem(path, "rmdir", UndoResult.CONFLICT,
                         "something that is not a folder now has this name; left alone")
     seq = state.journal_begin(undo_id, path, JournalAction.MKDIR,
                               old_mtime_ns=entry.old_mtime_ns, old_mode=entry.old_mode)
@@ -110,10 +110,10 @@ def _recreate_folder(state: StateDB, undo_id: str, entry: JournalEntry) -> UndoI
     except OSError as exc:
         message = describe_os_error(exc)
         state.journal_mark(undo_id, seq, JournalState.FAILED, message)
-        return UndoItem(path, "mkdir", UndoResult.FAILED, message)
+        return UndoItem(path, "rmdir", UndoResult.FAILED, message)
     state.journal_mark(undo_id, seq, JournalState.DONE)
     state.journal_mark(entry.run_id, entry.seq, JournalState.UNDONE, f"by {undo_id}")
-    return UndoItem(path, "mkdir", UndoResult.RESTORED)
+    return UndoItem(path, "rmdir", UndoResult.RESTORED)
 
 
 def _readlink(path: str) -> str | None:
