@@ -470,8 +470,13 @@ class FuseRig:
         timeouts: Mapping[str, float] | None = None,
         policy: Mapping[str, Any] | None = None,
         rc: bool = True,
+        **sections: Any,
     ) -> dict[str, Any]:
-        """The YAML config (ARCHITECTURE.md keys) for ``symlinkd --config`` against the rig."""
+        """The YAML config (ARCHITECTURE.md keys) for ``symlinkd --config`` against the rig.
+
+        ``sections`` adds or replaces top-level keys, e.g. ``daemon={"listen": "127.0.0.1:0"}``
+        or ``notify={...}``.
+        """
         mounts = []
         for m in self.mounts.values():
             entry: dict[str, Any] = {"name": m.name, "path": str(m.mountpoint), "anchor": m.anchor}
@@ -484,6 +489,7 @@ class FuseRig:
             "mounts": mounts,
             "timeouts": dict(timeouts or {"probe_seconds": 2, "op_seconds": 3}),
             "policy": {"quarantine_dir": str(self.quarantine_dir), **(policy or {})},
+            **sections,
         }
 
     def write_config(self, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Path:

@@ -164,6 +164,10 @@ def test_rclone_killed_every_link_mount_down_none_dangling(rig: FuseRig) -> None
     )
     assert result.verdicts("torbox") == Counter({Verdict.OK: len(links_into("torbox"))})
     assert Verdict.DANGLING not in result.verdicts()
+    # The sidecar restarts (Kubernetes restarts the container): every link is fine again.
+    rig.remount("zurg")
+    again = scan_pass(rig.settings(timeouts=TIMEOUTS))
+    assert again.verdicts() == Counter({Verdict.OK: len(LINKS)})
 
 
 def test_lazy_unmount_is_mount_down_never_dangling(rig: FuseRig) -> None:
