@@ -107,6 +107,42 @@ class Executor:
                                         "not started: symlinkd is stopping"))
                 continue
             outcomes.append(self._one(planned, run_id))
+        if self.dry_run:
+            outcomes = self._predict_emptied(outcomes)
+        return outcomes
+
+    def _predict_emptied(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """Dry run: name the folders ``--apply`` would remove because its prunes empty them,
+        on the last prune in each, so the dry run says exactly what the real run would do."""
+        leaving: dict[str, set[str]] = {}  # folder -> entries this run would take out of it
+        last: dict[str, int] = {}  # folder -> index of the outcome that would empty it
+        for index, outcome in enumerate(outcomes):
+            if outcome.planned.action.kind is ActionKind.PRUNE:
+                folder, name = os.path.split(outcome.planned.path)
+                leaving.setdefault(folder, set()).add(name)
+                last[folder] = index
+        notes: dict[int, list[str]] = {}
+        emptied: set[str] = set()
+        for start in sorted(leaving, key=len, reverse=True):  # deepest first: cascade upward
+            current = start
+            while current != self.farm and current.startswith(self.farm + os.sep):
+                if current not in emptied:
+                    try:
+                        if not set(os.listdir(current)) <= leaving.get(current, set()):
+                            break
+                    except OSError:
+                        break
+                    emptied.add(current)
+                    notes.setdefault(last[current], []).append(current)
+                parent, name = os.path.split(current)
+                leaving.setdefault(parent, set()).add(name)
+                last[parent] = max(last.get(parent, last[current]), last[current])
+                current = parent
+        for index, folders in notes.items():
+            outcome = outcomes[index]
+            listed = ", ".join(map(repr, dict.fromkeys(folders)))
+            outcomes[index] = Outcome(outcome.planned, outcome.result,
+                                      f"{outcome.message}; would remove emptied folders: {listed}")
         return outcomes
 
     def _one(self, planned: PlannedAction, run_id: str) -> Outcome:

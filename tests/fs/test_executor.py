@@ -252,3 +252,30 @@ def test_age_prune_policy_zero_disables(farm: Farm, monitor: MountMonitor) -> No
     assert outcomes == []
     assert ActionKind.PRUNE not in {o.planned.action.kind for o in outcomes}
     state.close()
+
+
+def test_dry_run_names_exactly_the_folders_apply_removes(farm: Farm,
+                                                         monitor: MountMonitor) -> None:
+    target = farm.media("zurg", "__all__/x.mkv")
+    for rel in ("Old Show/Season 01/a.mkv", "Old Show/Season 01/b.mkv",
+                "Old Show/Season 02/c.mkv", "Mixed/Season 01/d.mkv"):
+        farm.link(rel, target, mtime=NOW - 100 * DAY)
+    farm.link("Mixed/Season 01/young.mkv", target, mtime=NOW - DAY)
+
+    def folders(outcomes: list, marker: str) -> set[str]:  # type: ignore[type-arg]
+        found: set[str] = set()
+        for o in outcomes:
+            if marker in o.message:
+                tail = o.message.split(marker, 1)[1]
+                found |= {part.strip().strip("'") for part in tail.split(", ")}
+        return found
+
+    predicted, state, _ = repair(farm, monitor, dry_run=True)
+    state.close()
+    done, state, _ = repair(farm, monitor)
+    state.close()
+    expected = {os.path.join(farm.farm, p) for p in
+                ("Old Show/Season 01", "Old Show/Season 02", "Old Show")}
+    assert folders(predicted, "would remove emptied folders: ") == expected
+    assert folders(done, "removed emptied folders: ") == expected
+    assert os.path.isdir(os.path.join(farm.farm, "Mixed/Season 01"))
