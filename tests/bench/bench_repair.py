@@ -37,8 +37,9 @@ now = 1_800_000_000.0
 mounts = {"zurg": MountState("zurg", "/mnt/media/zurg", MountHealth.OK)}
 js = []
 for i in range(n):
-    p = f"/mnt/media/stream/Shows/Show {i // 200:05d}/Season {(i // 20) % 10:02d}/Show.S01E{i % 20:02d}.{i}.mkv"
-    t = f"/mnt/media/zurg/__all__/Show.{i // 200}.S{(i // 20) % 10:02d}/Show.S01E{i % 20:02d}.{i}.mkv"
+    show, season, ep = i // 200, (i // 20) % 10, i % 20
+    p = f"/mnt/media/stream/Shows/Show {show:05d}/Season {season:02d}/Show.S01E{ep:02d}.{i}.mkv"
+    t = f"/mnt/media/zurg/__all__/Show.{show}.S{season:02d}/Show.S01E{ep:02d}.{i}.mkv"
     js.append(Judgement(LinkFacts(path=p, kind=EntryKind.SYMLINK, link_mtime=now - 86400,
                                   target=t, resolved=t, mount="zurg", target_size=10**9),
                         Verdict.OK, 1.0))
@@ -64,7 +65,8 @@ elif phase == "steady":
     from symlinkd.settings import Policy
     from symlinkd.executor import Executor
     policy = Policy()
-    plan = timed("make_plan", lambda: make_plan(js, mounts, {}, {}, policy, "/mnt/media/stream", now))
+    farm = "/mnt/media/stream"
+    plan = timed("make_plan", lambda: make_plan(js, mounts, {}, {}, policy, farm, now))
     timed("raise_if_unsafe", lambda: plan.raise_if_unsafe(policy, mounts))
     ex = Executor(db, "/mnt/media/stream", "/tmp/q", dry_run=False, mounts_ok=lambda _: True)
     timed("execute (nothing to do)", lambda: ex.execute(plan, "bench"))
