@@ -29,7 +29,8 @@ LABEL org.opencontainers.image.title="symlinkd" \
 # The user is written into /etc/passwd directly: minimal Debian bases lack useradd.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends tini \
-    && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
     && echo "symlinkd:x:${UID}:${UID}:symlinkd:/nonexistent:/usr/sbin/nologin" >> /etc/passwd \
     && echo "symlinkd:x:${UID}:" >> /etc/group
 COPY --from=build /opt/symlinkd /opt/symlinkd

@@ -66,13 +66,15 @@ echo "$version_out"
 expected_version="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$ROOT/symlinkd/__init__.py")"
 grep -q -- "$expected_version" <<<"$version_out" || fail "--version does not print $expected_version"
 
-log "runs as the fixed non-root UID, no compiler, no pip cache, pip removed"
+log "runs as the fixed non-root UID, no compiler, no pip or apt cache, pip removed"
 uid="$(run --entrypoint /usr/bin/id "$IMAGE" -u)"
 [ "$uid" = "$EXPECTED_UID" ] || fail "runs as uid $uid, want $EXPECTED_UID"
 run --entrypoint /bin/sh "$IMAGE" -c '
     for c in gcc cc g++ make; do command -v "$c" && exit 1; done
     [ ! -e /root/.cache/pip ] && [ ! -e /opt/symlinkd/bin/pip ]
-' || fail "final stage has a compiler, a pip cache or pip"
+    [ -z "$(ls /var/lib/apt/lists/ | grep -v -e "^lock$" -e "^partial$")" ]
+    ! ls /var/cache/apt/*.bin >/dev/null 2>&1
+' || fail "final stage has a compiler, pip, or a pip/apt cache"
 
 log "config check of the deploy ConfigMap's config (deploy/base/symlinkd/symlinkd.yaml)"
 secrets="$WORK/secrets"
@@ -130,4 +132,7 @@ pm rm -f "$name" >/dev/null
 [ "$code" = 0 ] || fail "symlinkd run exited $code on SIGTERM, want 0"
 log "stopped in ${stop_took}s with exit code 0"
 
+# Earlier builds' layers would pile up in $WORK run after run.
+pm image prune -f >/dev/null
+log "image size: $(pm image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}')"
 log "OK in $((SECONDS - started)) s"
