@@ -2,6 +2,7 @@
 
     python tests/bench/bench_repair.py                 # 1,000,000 links
     python tests/bench/bench_repair.py --links 200000
+    python tests/bench/bench_repair.py --cli          # real farm: scan vs scan --apply (below)
 
 No filesystem walk: judgements are built in memory (all healthy, young), so the figures are the
 cost symlinkd adds on top of the scan for ``--apply``: ``known`` per link (the scanner's
@@ -9,6 +10,11 @@ cost symlinkd adds on top of the scan for ``--apply``: ``known`` per link (the s
 ``Executor.execute`` and ``record_pass``. Each state-DB phase runs in a fresh process where it
 matters (a CLI run starts cold; the daemon keeps the digest warm), so both are shown.
 Memory: the process's peak RSS (VmHWM) after each phase, and the RSS it added.
+
+``--cli`` builds a real farm (bench_scan's layout: Shows/Season, 10 % dangling, into a plain
+directory mount) and times, each after a warm-up pass that fills the state DB: the scan engine
+alone (no state, no plan), ``symlinkd scan --json`` (dry run) and ``symlinkd scan --apply
+--json`` — the steady-state apply pass the issue bounds at 1.2 x scan-only.
 """
 
 from __future__ import annotations
@@ -86,10 +92,64 @@ print(json.dumps(out))
 """
 
 
+def timed_run(cmd: list[str]) -> tuple[float, float, int]:
+    """Seconds, peak RSS (MB) and exit code of ``cmd``."""
+    wrap = ("import resource, subprocess, sys, time\n"
+            "t = time.perf_counter()\n"
+            "c = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+            "print(time.perf_counter() - t, "
+            "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, c)")
+    out = subprocess.run([sys.executable, "-c", wrap, *cmd], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return float(out[0]), int(out[1]) / 1024, int(out[2])
+
+
+def cli(links: int, work: str) -> int:
+    from pathlib import Path  # noqa: PLC0415
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import yaml  # noqa: PLC0415
+    from bench_scan import ENGINE, build_farm  # noqa: PLC0415
+
+    root = Path(work)
+    farm, mount = root / "farm", root / "mnt" / "zurg"
+    marker = root / f"built-{links}"
+    if not marker.exists():
+        started = time.perf_counter()
+        build_farm(farm, mount / "__all__", mount / "__all__", links)
+        marker.write_text("built")
+        print(f"built {links:,} links in {time.perf_counter() - started:.0f} s")
+    cfg = root / "symlinkd.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "farm": str(farm), "state_dir": str(root / "state"),
+        "mounts": [{"name": "zurg", "path": str(mount), "anchor": "__all__",
+                    "require_mountpoint": False}],
+        "policy": {"quarantine_dir": str(root / "quarantine")},
+    }))
+    engine = [sys.executable, "-c", ENGINE, str(farm), str(mount), "__all__", ""]
+    scan = ["symlinkd", "scan", "--json", "--no-notify", "--config", str(cfg)]
+    apply = [*scan, "--apply"]
+    timed_run(scan)  # warm-up: fills the state DB (the first pass inserts every link)
+    results = {}
+    for label, cmd in (("engine", engine), ("scan", scan), ("apply", apply),
+                       ("engine ", engine), ("scan ", scan), ("apply ", apply)):
+        results[label.strip()] = timed_run(cmd)  # the second round counts (warm caches)
+    for label, (took, rss, code) in results.items():
+        print(f"  {label:8s} {took:7.2f} s  peak RSS {rss:6.0f} MB  exit {code}")
+    print(f"  apply / scan   {results['apply'][0] / results['scan'][0]:.2f}")
+    print(f"  apply / engine {results['apply'][0] / results['engine'][0]:.2f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--links", type=int, default=1_000_000)
+    parser.add_argument("--cli", action="store_true", help="real farm: scan vs scan --apply")
+    parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "repair-bench"))
     args = parser.parse_args()
+    if args.cli:
+        os.makedirs(args.work, exist_ok=True)
+        return cli(args.links, args.work)
     with tempfile.TemporaryDirectory() as state_dir:
         for phase in ("first", "steady", "steady-cold", "histories"):
             done = subprocess.run([sys.executable, "-c", CHILD, str(args.links), state_dir, phase],
