@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import jsonschema  # type: ignore[import-untyped]
 import pytest
+import yaml
 
 from tests.deploy.manifests import (
     CRD_SCHEMAS,
     DEPLOY,
     OVERLAYS,
     Doc,
+    kubectl,
     load_files,
     name_of,
     render,
@@ -130,3 +134,23 @@ def test_every_crd_kind_we_ship_has_a_schema_file() -> None:
     for key in shipped | {(a["apiVersion"], a["kind"]) for a in load_files(*ARGOCD_FILES)}:
         path: Path = CRD_SCHEMAS / CRD_SCHEMA_FILES[key]
         assert path.is_file(), path
+
+
+def test_nginx_tls_component_also_fits_the_kubernetes_overlay(tmp_path: Path) -> None:
+    """deploy/README.md says any overlay may add components/nginx-tls: on Kubernetes (no Route
+    to patch) it must still render and validate."""
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        # kustomize takes relative paths only
+        "resources": [os.path.relpath(DEPLOY / "overlays" / "kubernetes", tmp_path)],
+        "components": [os.path.relpath(DEPLOY / "components" / "nginx-tls", tmp_path)],
+    }))
+    done = subprocess.run([kubectl(), "kustomize", str(tmp_path)], capture_output=True,
+                          text=True, env={**os.environ, "KUBECONFIG": os.devnull}, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    docs = [d for d in yaml.safe_load_all(done.stdout) if d]
+    plex = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "plex")
+    assert "nginx-tls" in {c["name"] for c in plex["spec"]["template"]["spec"]["containers"]}
+    assert _k8s_errors(docs) == []
+    assert _crd_errors(docs) == []
