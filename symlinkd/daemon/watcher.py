@@ -18,8 +18,8 @@ import structlog
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserverVFS
 
+from symlinkd.daemon.poller import FarmPoller
 from symlinkd.daemon.queue import ScanRequest
 from symlinkd.settings import DaemonSettings
 
@@ -108,7 +108,7 @@ class FarmWatcher:
         self._paths: set[str] = set()
         self._first_event: float | None = None
         self._stopped = False
-        self._observer: BaseObserver | None = None
+        self._observer: BaseObserver | FarmPoller | None = None
         self._flusher = threading.Thread(target=self._flush_loop, name="symlinkd-watch-flush",
                                          daemon=True)
 
@@ -129,17 +129,12 @@ class FarmWatcher:
         self._flusher.start()
         log.info("watcher started", mode=self.mode, why=self.why, farm=self.farm)
 
-    def _start_observer(self, mode: str) -> BaseObserver:
-        observer: BaseObserver
+    def _start_observer(self, mode: str) -> BaseObserver | FarmPoller:
         if mode == "poll":
-            # lstat, not the default stat: stat would follow every link into the FUSE mounts
-            # (and hang with them) and walk into linked directories.
-            observer = PollingObserverVFS(
-                stat=os.lstat, listdir=os.scandir,
-                polling_interval=self._poll_interval,  # type: ignore[arg-type]
-            )
-        else:
-            observer = Observer()
+            poller = FarmPoller(self.farm, self._poll_interval, self._add)
+            poller.start()
+            return poller
+        observer = Observer()
         observer.daemon = True
         observer.schedule(_Collector(self._add), self.farm, recursive=True)
         observer.start()
@@ -180,7 +175,8 @@ class FarmWatcher:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
-        if self._observer is not None:
+        if isinstance(self._observer, FarmPoller):
             self._observer.stop()
-            # A poll of an NFS farm can block; the observer is a daemon thread, so bound the wait.
-            self._observer.join(timeout=2)
+        elif self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=2)  # bounded: never wait long on a farm listing
