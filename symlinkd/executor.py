@@ -147,6 +147,10 @@ class Executor:
 
     def _one(self, planned: PlannedAction, run_id: str) -> Outcome:
         action = planned.action
+        if not os.path.normpath(planned.path).startswith(self.farm + os.sep):
+            # The quarantine path is the link's path relative to the farm: never let "../"
+            # carry a move outside it, whatever a caller put in the plan.
+            return Outcome(planned, OutcomeResult.SKIPPED, "not inside the farm; left alone")
         if self.dry_run:
             return Outcome(planned, OutcomeResult.DRY_RUN, self._would(planned, run_id))
         for name in self._mounts(planned):

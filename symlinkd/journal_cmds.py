@@ -14,13 +14,17 @@ import sys
 import time
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.table import Table
 
 from symlinkd.errors import StateLocked
+from symlinkd.metrics import Metrics
+from symlinkd.notifiers.base import Change, ChangeCause, ChangeKind
+from symlinkd.notifiers.hub import NotifierHub
 from symlinkd.settings import Settings
 from symlinkd.state import RunSummary, StateDB
-from symlinkd.undo import UndoReport, undo_run
+from symlinkd.undo import UndoReport, UndoResult, undo_run
 
 LOCK_WAIT_SECONDS = 30.0  # undo waits this long for a running pass to finish
 
@@ -52,6 +56,7 @@ def cmd_undo(settings: Settings, run_id: str, *, as_json: bool) -> int:
             return 3
         try:
             report = undo_run(state, run_id)
+            notes = _notify_undo(settings, state, report)
         except KeyError:
             print(f"symlinkd undo: no run {run_id!r} in the journal "
                   "(see `symlinkd history`)", file=sys.stderr)
@@ -61,16 +66,35 @@ def cmd_undo(settings: Settings, run_id: str, *, as_json: bool) -> int:
             return 2
     finally:
         state.close()
-    _print_undo(report, as_json)
+    _print_undo(report, as_json, notes)
     return 0 if report.clean else 1
 
 
-def _print_undo(report: UndoReport, as_json: bool) -> None:
+def _notify_undo(settings: Settings, state: StateDB, report: UndoReport) -> list[str]:
+    """Media servers hear about restored links like about any change (never raises for a
+    server that is down: what it misses waits in the outbox for the next pass)."""
+    changes = [
+        Change(item.path, ChangeKind.MODIFIED if item.action == "relink" else ChangeKind.CREATED,
+               ChangeCause.UNDO)
+        for item in report.items
+        if item.result is UndoResult.RESTORED and item.action != "rmdir"
+    ]
+    if not changes:
+        return []
+    hub = NotifierHub(settings.notify, store=state, metrics=Metrics(CollectorRegistry()))
+    try:
+        return hub.notify(changes, dry_run=False)
+    finally:
+        hub.close()
+
+
+def _print_undo(report: UndoReport, as_json: bool, notes: list[str]) -> None:
     if as_json:
         doc = {
             "run_id": report.run_id or None,
             "undo_of": report.undo_of,
             "counts": report.tally(),
+            "notifications": notes,
             "items": [
                 {"path": i.path, "action": i.action, "result": i.result.value,
                  "message": i.message}
@@ -92,6 +116,8 @@ def _print_undo(report: UndoReport, as_json: bool) -> None:
     console.print(table)
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(report.tally().items()))
     console.print(counts)
+    for line in notes:
+        console.print(line)
 
 
 def _run_doc(run: RunSummary) -> dict[str, Any]:
