@@ -7,7 +7,16 @@ import copy
 import pytest
 
 from tests.deploy.checklist import checklist_problems, scc_problems
-from tests.deploy.manifests import OVERLAYS, Doc, by_kind, mounts_media, pod_spec, render, workloads
+from tests.deploy.manifests import (
+    OVERLAYS,
+    Doc,
+    all_containers,
+    by_kind,
+    mounts_media,
+    pod_spec,
+    render,
+    workloads,
+)
 
 # The seed's media apps: every one runs the sidecar pattern, and so does symlinkd.
 MEDIA_APPS = {"plex", "sonarr", "radarr", "bazarr", "sabnzbd", "riven", "rdt-client", "symlinkd"}
@@ -153,3 +162,20 @@ def test_kubernetes_overlay_has_no_openshift_objects() -> None:
     kinds = {(d["apiVersion"], d["kind"]) for d in docs}
     assert not [k for k in kinds if "openshift.io" in k[0]]
     assert not [d for d in docs if d["kind"] in {"RoleBinding", "ClusterRoleBinding"}]
+
+
+def test_openshift_pods_without_scc_grant_leave_uids_to_restricted_v2() -> None:
+    """restricted-v2 rejects a fixed runAsUser/runAsGroup/fsGroup outside the namespace range."""
+    docs = render("overlays/openshift")
+    granted = {s["name"] for d in docs if d["kind"] == "RoleBinding" for s in d["subjects"]}
+    fixed = []
+    for doc, spec in workloads(docs):
+        if spec.get("serviceAccountName") in granted:
+            continue
+        contexts = [spec.get("securityContext") or {}] + [
+            c.get("securityContext") or {} for c in all_containers(spec)]
+        fixed += [f"{doc['metadata']['name']}: {key}" for ctx in contexts
+                  for key in ("runAsUser", "runAsGroup", "fsGroup") if key in ctx]
+    assert fixed == []
+    assert "overseerr" in {d["metadata"]["name"] for d, s in workloads(docs)
+                           if s.get("serviceAccountName") not in granted}
