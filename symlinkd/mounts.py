@@ -32,7 +32,9 @@ from symlinkd.settings import MountSettings, Timeouts
 T = TypeVar("T")
 
 OUTSIDE = "(outside mounts)"  # name of the gate for targets under no configured mount
-_RC_BATCH = 64  # directories per vfs/refresh call (dir, dir2, ... dir64)
+# Folders per vfs/refresh call: rclone re-reads them one after the other, and one call must stay
+# well inside the rc read timeout; several calls run at once on the mount's gate.
+_RC_BATCH = 16
 
 
 class MountTimeout(MountUnavailable):
@@ -310,15 +312,20 @@ class MountMonitor:
 
     def refresh(self, mount: str, directories: Sequence[str]) -> None:
         """rclone ``vfs/refresh`` of ``directories`` (absolute, under the mount) when the mount
-        has ``rc_url``; a no-op otherwise. Raises ``RcError`` if rc fails as a whole. A directory
+        has ``rc_url``; a no-op otherwise. Raises ``RcError`` if rc fails as a whole (or
+        ``MountTimeout`` if the mount's gate is hung). A directory
         rclone does not know is answered per path ("file does not exist") and is not an error:
         the caller lists it again and finds it gone."""
         client = self._client(mount)
         if client is None or not directories:
             return
         rel = sorted({self._relative(mount, d) for d in directories})
-        for i in range(0, len(rel), _RC_BATCH):
-            client.refresh(rel[i:i + _RC_BATCH])
+        gate = self._gates[mount]
+        calls = [gate.submit(client.refresh, rel[i:i + _RC_BATCH])
+                 for i in range(0, len(rel), _RC_BATCH)]
+        for call in calls:
+            # The HTTP timeout bounds each call; the gate's wait only backs it up.
+            gate.wait(call, 2 * self.timeouts.op_seconds + 1)
 
     def forget(self, mount: str, paths: Sequence[str]) -> None:
         """rclone ``vfs/forget`` of files ``paths`` (absolute, under the mount); no-op without

@@ -284,15 +284,16 @@ class _Pass:
     def resolve(self) -> None:
         groups = self.groups
         self.groups = {}
-        suspects: list[tuple[str, str, list[Record]]] = []
+        suspects: list[tuple[str, str, list[Record], bool]] = []
         for parent, mount, records, outcome in self._listings(groups):
             if self._suspect(mount, records, outcome):
-                suspects.append((parent, mount, records))  # type: ignore[arg-type]
+                parent_gone = isinstance(outcome, OSError)
+                suspects.append((parent, mount, records, parent_gone))  # type: ignore[arg-type]
             else:
                 self._emit(parent, mount, records, outcome)
         if suspects:
             self._refresh(suspects)
-            again = {parent: records for parent, _m, records in suspects}
+            again = {parent: records for parent, _m, records, _g in suspects}
             for parent, mount, records, outcome in self._listings(again):
                 self._emit(parent, mount, records, outcome)
 
@@ -325,15 +326,15 @@ class _Pass:
             return False
         return any(_split(full)[1] not in outcome for _p, _t, full, _m in records)
 
-    def _refresh(self, suspects: list[tuple[str, str, list[Record]]]) -> None:
+    def _refresh(self, suspects: list[tuple[str, str, list[Record], bool]]) -> None:
         by_mount: dict[str, set[str]] = {}
-        for parent, mount, records in suspects:
-            # A parent missing altogether may be a renamed torrent folder: rclone only learns
-            # of it by re-reading the folder above.
+        for parent, mount, _records, parent_gone in suspects:
             dirs = by_mount.setdefault(mount, set())
             dirs.add(parent)
-            dirs.add(_split(parent)[0])
-            del records  # grouped again by the caller
+            if parent_gone:
+                # A missing parent may be a renamed torrent folder: rclone only learns of the
+                # new name by re-reading the folder above (often the big __all__: only then).
+                dirs.add(_split(parent)[0])
         for mount, dirs in by_mount.items():
             root = os.path.normpath(self.monitor.settings(mount).path)
             wanted = sorted(d for d in dirs if d == root or d.startswith(root + "/"))
