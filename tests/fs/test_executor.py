@@ -15,10 +15,11 @@ import pytest
 
 from symlinkd.executor import TMP_PREFIX, Executor, describe_os_error
 from symlinkd.journal import JournalAction, JournalState
+from symlinkd.journal_cmds import cmd_undo
 from symlinkd.model import ActionKind, LinkHistory, OutcomeResult, Relink, Skip, Verdict
 from symlinkd.mounts import MountMonitor
 from symlinkd.relink import find_candidates
-from symlinkd.settings import Policy, Timeouts
+from symlinkd.settings import Policy, Settings, Timeouts
 from symlinkd.state import StateDB
 from tests.fs.repair_farm import (
     DAY,
@@ -279,3 +280,42 @@ def test_dry_run_names_exactly_the_folders_apply_removes(farm: Farm,
     assert folders(predicted, "would remove emptied folders: ") == expected
     assert folders(done, "removed emptied folders: ") == expected
     assert os.path.isdir(os.path.join(farm.farm, "Mixed/Season 01"))
+
+
+def test_quarantine_on_another_filesystem(farm: Farm, monitor: MountMonitor) -> None:
+    """The usual deployment: quarantine on the /config volume, the farm on another (EXDEV)."""
+    os.makedirs(farm.quarantine)
+    with mounted("-t", "tmpfs", "-o", "size=4m", "tmpfs", farm.quarantine):
+        target = farm.media("zurg", "__all__/x.mkv")
+        old = farm.link("S/old.mkv", target, mtime=NOW - 100 * DAY)
+        mtime_ns = os.lstat(old).st_mtime_ns
+        outcomes, state, run_id = repair(farm, monitor)
+        assert [o.result for o in outcomes] == [OutcomeResult.DONE]
+        assert not os.path.lexists(old)
+        q = os.path.join(farm.quarantine, run_id, "S/old.mkv")
+        assert os.stat(q, follow_symlinks=False).st_dev != os.lstat(farm.farm).st_dev
+        assert (os.readlink(q), os.lstat(q).st_mtime_ns) == (target, mtime_ns)
+        state.close()
+        settings = Settings(farm=farm.farm, state_dir=farm.state_dir, mounts=farm.mounts,
+                            policy=Policy(quarantine_dir=farm.quarantine))
+        assert cmd_undo(settings, run_id, as_json=True) == 0
+        assert (os.readlink(old), os.lstat(old).st_mtime_ns) == (target, mtime_ns)
+        assert not os.path.lexists(q)
+
+
+def test_a_hung_mount_during_the_relink_search_gives_no_candidates(
+    farm: Farm, monitor: MountMonitor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from symlinkd.mounts import MountTimeout  # noqa: PLC0415
+
+    farm.media("torbox", "torrents/S/e1.mkv")
+    farm.link("S/e1.mkv", os.path.join(farm.root, "zurg/__all__/S/e1.mkv"))
+    mounts = monitor.probe()
+    judgements = judge_farm(farm, mounts, NOW)
+
+    def hangs(*_: object, **__: object) -> object:
+        raise MountTimeout("torbox: no answer within 5 s")
+
+    monkeypatch.setattr(monitor.gate("torbox"), "call", hangs)
+    monkeypatch.setattr(monitor.gate("torbox"), "wait", hangs)
+    assert find_candidates(judgements, {}, monitor, mounts) == {}
