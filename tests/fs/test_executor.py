@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
+import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -32,6 +35,7 @@ from tests.fs.repair_farm import (
 )
 
 POLICY = Policy(max_age_days=90, confirm_after_passes=1, confirm_after_minutes=0)
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -319,3 +323,44 @@ def test_a_hung_mount_during_the_relink_search_gives_no_candidates(
     monkeypatch.setattr(monitor.gate("torbox"), "call", hangs)
     monkeypatch.setattr(monitor.gate("torbox"), "wait", hangs)
     assert find_candidates(judgements, {}, monitor, mounts) == {}
+
+
+EACCES_CHILD = """
+import json, sys
+from symlinkd.executor import Executor
+from symlinkd.settings import Policy
+from symlinkd.state import StateDB
+from tests.fs.repair_farm import NOW, judge_farm, make_farm, ok_mounts, plan_for
+
+farm = make_farm(sys.argv[1])
+mounts = ok_mounts(farm)
+plan = plan_for(farm, judge_farm(farm, mounts, NOW), mounts, Policy(), now=NOW)
+state = StateDB(farm.state_dir)
+outcomes = Executor(state, farm.farm, farm.quarantine, dry_run=False,
+                    mounts_ok=lambda _: True).execute(plan, state.begin_run("full", True))
+print(json.dumps({o.planned.path: [o.result.value, o.message] for o in outcomes}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to run the executor without DAC override")
+def test_permission_denied_fails_that_action_and_the_pass_goes_on(tmp_path: Path) -> None:
+    farm = make_farm(str(tmp_path))
+    target = farm.media("zurg", "__all__/x.mkv")
+    closed = farm.link("Closed/old.mkv", target, mtime=NOW - 100 * DAY)
+    open_ = farm.link("Open/old.mkv", target, mtime=NOW - 100 * DAY)
+    os.chown(os.path.dirname(closed), 65534, 65534)  # someone else's folder, mode 0755
+    os.chmod(os.path.dirname(closed), 0o755)
+    # Root without CAP_DAC_OVERRIDE/FOWNER meets permissions like the farm's real user would.
+    done = subprocess.run(
+        ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner",
+         sys.executable, "-c", EACCES_CHILD, str(tmp_path)], cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+        timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert results[closed][0] == "failed" and "EACCES" in results[closed][1]
+    assert "permission denied" in results[closed][1]
+    assert results[open_][0] == "done"
+    assert os.path.islink(closed) and not os.path.lexists(open_)
