@@ -166,14 +166,17 @@ def test_odd_names_round_trip_exactly(tmp_path: Path) -> None:
     db.close()
 
 
-def test_histories_many_paths_sweep_equals_chunked(tmp_path: Path) -> None:
-    db = StateDB(str(tmp_path))
-    js = [jd(f"/farm/{i}", Verdict.DANGLING) for i in range(12_000)]
+def test_histories_of_many_paths_across_chunks(tmp_path: Path) -> None:
+    clock = Clock()
+    db = StateDB(str(tmp_path), clock=clock)
+    js = [jd(f"/farm/{i}", Verdict.DANGLING) for i in range(1_200)]
     db.record_pass(js, full=True)
-    many = db.histories([j.path for j in js] + ["/farm/unknown"])  # > threshold: table sweep
-    few = db.histories([j.path for j in js[:700]])  # chunked IN queries
-    assert len(many) == 12_000 and "/farm/unknown" not in many
-    assert all(few[p] == many[p] for p in few) and len(few) == 700
+    clock.now += 60
+    db.record_pass(js[::2], full=False)
+    got = db.histories([j.path for j in js] + ["/farm/unknown"])
+    assert len(got) == 1_200 and "/farm/unknown" not in got
+    assert [got[j.path].bad_passes for j in js[:4]] == [2, 1, 2, 1]
+    assert {h.bad_since for h in got.values()} == {T0}
     db.close()
 
 
