@@ -8,11 +8,8 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,26 +17,13 @@ from typing import Any
 import httpx
 import yaml
 
+from tests.fuse.host import free_port, wait_for
+
+__all__ = ["PLEX_TOKEN", "TOKEN", "DaemonProcess", "Farm", "free_port", "symlinkd_command",
+           "wait_for", "write_config"]
+
 TOKEN = "e2e-webhook-token-0123"
 PLEX_TOKEN = "e2e-plex-token-4567"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
-    """Poll ``check`` until it returns something truthy; bounded, never timed as an assertion."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout} s for {what}")
-        time.sleep(every)
 
 
 @dataclass

@@ -204,7 +204,7 @@ def test_sigterm_during_a_large_pass_exits_cleanly_without_half_made_links(
             return sum(1 for link in links if os.readlink(link) == moved[link][1])
 
         sample = sorted(moved)[::100]
-        wait_for(lambda: relinked(sample) > 0, 120, "the first relinks", every=0.01)
+        wait_for(lambda: relinked(sample) > 0, 120, "the first relinks", interval=0.01)
         daemon.signal(signal.SIGTERM)
         started = time.monotonic()
         code = daemon.proc.wait(timeout=30)
