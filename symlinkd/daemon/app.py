@@ -50,7 +50,7 @@ _RESTART_DAEMON_KEYS = ("listen", "watch", "poll_interval_seconds", "debounce_se
 
 
 def run_daemon(settings: Settings, config_path: str | None) -> int:
-    configure_logging(secrets=settings_secrets(settings))
+    _configure_logging(settings)
     try:
         full_pass_trigger(settings.daemon)
     except ConfigError as exc:
@@ -203,7 +203,7 @@ class Daemon:
         fresh, restart = _live_part(self.settings, fresh)
         if restart:
             log.warning("these settings need a restart; kept as they were", keys=restart)
-        configure_logging(secrets=settings_secrets(fresh))
+        _configure_logging(fresh)
         self.settings = fresh  # the HTTP handlers read this on each request (token, body limit)
         self.schedule.reschedule(fresh.daemon)
         self._next_settings = fresh
@@ -246,6 +246,16 @@ class Daemon:
         }
         ok = writable and not self._stopping and (last is None or not last.crashed)
         return ok, checks
+
+
+def _configure_logging(settings: Settings) -> None:
+    """``SYMLINKD_LOG_LEVEL`` (debug, info, warning, error) and ``SYMLINKD_LOG_FORMAT`` (json,
+    console; default: JSON unless stderr is a terminal) are process switches, not configuration."""
+    level = logging.getLevelName(os.environ.get("SYMLINKD_LOG_LEVEL", "info").upper())
+    form = os.environ.get("SYMLINKD_LOG_FORMAT", "").lower()
+    configure_logging(secrets=settings_secrets(settings),
+                      level=level if isinstance(level, int) else logging.INFO,
+                      json={"json": True, "console": False}.get(form))
 
 
 def _log_outcomes(report: PassReport, *, stopping: bool) -> None:
