@@ -83,8 +83,8 @@ elif phase == "steady-cold":
     timed("record_pass steady (cold: loads digest)", lambda: db.record_pass(js, full=True))
 elif phase == "histories":
     paths = [j.path for j in js]
-    timed("histories(all N paths: one table sweep)", lambda: db.histories(paths))
-    timed("histories(10k paths: chunked IN)", lambda: db.histories(paths[:: max(1, n // 10000)]))
+    timed("histories(all N paths)", lambda: db.histories(paths))
+    timed("histories(10k paths)", lambda: db.histories(paths[:: max(1, n // 10000)]))
     timed("histories(100k paths)", lambda: db.histories(paths[:: max(1, n // 100000)]))
 out["peak RSS MB"] = vm("VmHWM:")
 out["RSS of the N judgements MB"] = base
