@@ -4,6 +4,8 @@ mount reaches Plex."""
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -93,3 +95,27 @@ def test_new_link_into_a_real_mount_reaches_plex(fuse_rig: FuseRig, plex: FakePl
         wait_for(lambda: any(p and str(link).startswith(p.rstrip("/") + "/")
                              for _, p in plex.refreshes()), 30, "the Plex refresh")
         assert daemon.stop() == 0
+
+
+def test_sigterm_with_a_hung_mount_exits_0_within_10_s(fuse_rig: FuseRig, plex: FakePlex) -> None:
+    rig = fuse_rig
+    for i in range(1, 4):
+        rig.put("zurg", f"__all__/Show.S01/e{i}.mkv")
+        rig.link(f"Shows/Show/Season 01/e{i}.mkv", "zurg", f"__all__/Show.S01/e{i}.mkv")
+    config = write_config(rig.base, _config(rig), plex_url=plex.url)
+    with DaemonProcess(config) as daemon:
+        daemon.wait_ready(60)
+        before = rig.farm_snapshot()
+        rig.stop("zurg", max_seconds=60)  # SIGSTOP: every call into the mount blocks
+        answer = daemon.client.post("/api/v1/scan", headers={"X-Api-Key": TOKEN})
+        assert answer.status_code == 202
+        # SIGTERM while the pass waits on the stopped mount (its probe blocks there).
+        wait_for(lambda: daemon.logs().count('"pass queued"') >= 2, 30, "the second pass")
+        daemon.signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = daemon.proc.wait(timeout=30)
+        took = time.monotonic() - started
+    rig.cont("zurg")
+    assert code == 0
+    assert took < 10, f"exit took {took:.1f} s with a hung mount"
+    assert rig.farm_snapshot() == before
