@@ -230,6 +230,12 @@ class Executor:
 
     def _prune(self, planned: PlannedAction, seen: _Seen, run_id: str) -> Outcome:
         path = planned.path
+        if (self.quarantine_dir + os.sep).startswith(self.farm + os.sep):
+            # Config validation refuses this too; a quarantine the scanner walks would be
+            # judged, and pruned into itself, on the next pass.
+            return Outcome(planned, OutcomeResult.FAILED,
+                           f"quarantine_dir {self.quarantine_dir!r} is inside the farm; "
+                           "not moving links there")
         parent = os.path.dirname(path)
         qpath = self._quarantine_path(path, run_id)
         seq = self.state.journal_begin(

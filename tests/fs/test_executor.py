@@ -30,6 +30,7 @@ from tests.fs.repair_farm import (
     Farm,
     judge_farm,
     make_farm,
+    ok_mounts,
     plan_for,
     snapshot,
 )
@@ -364,3 +365,16 @@ def test_permission_denied_fails_that_action_and_the_pass_goes_on(tmp_path: Path
     assert "permission denied" in results[closed][1]
     assert results[open_][0] == "done"
     assert os.path.islink(closed) and not os.path.lexists(open_)
+
+
+def test_a_quarantine_inside_the_farm_is_never_used(farm: Farm) -> None:
+    old = farm.link("S/old.mkv", farm.media("zurg", "__all__/x.mkv"), mtime=NOW - 100 * DAY)
+    mounts = ok_mounts(farm)
+    plan = plan_for(farm, judge_farm(farm, mounts, NOW), mounts, POLICY, now=NOW)
+    state = StateDB(farm.state_dir)
+    ex = Executor(state, farm.farm, os.path.join(farm.farm, ".quarantine"), dry_run=False,
+                  mounts_ok=lambda _: True)
+    (outcome,) = ex.execute(plan, state.begin_run("full", True))
+    assert outcome.result is OutcomeResult.FAILED and "inside the farm" in outcome.message
+    assert os.path.islink(old)
+    state.close()
