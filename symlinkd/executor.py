@@ -19,18 +19,21 @@ import secrets
 import sqlite3
 import stat
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from symlinkd.journal import JournalAction, JournalState
 from symlinkd.model import (
     ActionKind,
+    MountState,
     Outcome,
     OutcomeResult,
     PlannedAction,
     Prune,
     Relink,
 )
+from symlinkd.mounts import MountMonitor
 from symlinkd.planner import Plan
 from symlinkd.recovery import recover_pending
 from symlinkd.state import StateDB
@@ -282,6 +285,34 @@ class Executor:
             removed.append(directory)
             directory, before = parent, parent_before
         return removed
+
+
+class MountRecheck:
+    """A ``mounts_ok`` for the executor that keeps looking: a mount counts as ok only if it was
+    ok when the plan was made, its gate has not timed out since, and a fresh probe (all mounts
+    at once, bounded by ``probe_seconds``, at most every ``interval`` seconds) still says ok.
+    A mount found not ok stays not ok for the rest of the pass."""
+
+    def __init__(self, monitor: MountMonitor, planned: Mapping[str, MountState], *,
+                 interval: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.monitor = monitor
+        self.interval = interval
+        self.clock = clock
+        self._bad = {name for name, state in planned.items() if not state.up}
+        self._known = set(planned)
+        self._last = clock()
+
+    def __call__(self, name: str) -> bool:
+        if name not in self._known or name in self._bad:
+            return False
+        if self.monitor.gate(name).hung:
+            self._bad.add(name)
+            return False
+        now = self.clock()
+        if now - self._last >= self.interval:
+            self._last = now
+            self._bad.update(n for n, st in self.monitor.probe().items() if not st.up)
+        return name not in self._bad
 
 
 def place_link(path: str, target: str, like: os.stat_result | None = None, *,

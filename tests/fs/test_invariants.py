@@ -18,7 +18,7 @@ import pytest
 
 from symlinkd.classifier import apply_breaker, classify
 from symlinkd.errors import UnsafePlan
-from symlinkd.executor import TMP_PREFIX, Executor
+from symlinkd.executor import TMP_PREFIX, Executor, MountRecheck
 from symlinkd.journal_cmds import cmd_undo
 from symlinkd.model import (
     ActionKind,
@@ -33,8 +33,9 @@ from symlinkd.model import (
     Relink,
     Verdict,
 )
+from symlinkd.mounts import MountMonitor
 from symlinkd.planner import Plan, make_plan
-from symlinkd.settings import Policy, Settings
+from symlinkd.settings import Policy, Settings, Timeouts
 from symlinkd.state import StateDB
 from tests.fs.repair_farm import (
     DAY,
@@ -365,3 +366,27 @@ def test_inv8_only_symlinks_and_only_folders_we_emptied(farm: Farm, state: State
     assert Path(farm.farm, "Other/Season 01/tvshow.nfo").exists()
     assert already_empty.is_dir() and lonely_empty.is_dir()  # empty, but not our doing
     assert Path(farm.farm, "Show").is_dir()
+
+
+def test_inv1_mount_recheck_reprobes_between_actions(farm: Farm, state: StateDB) -> None:
+    """``MountRecheck`` (what the runtime can hand the executor as ``mounts_ok``): a mount that
+    dies in the middle of a long apply stops being acted on at the next probe."""
+    links = old_links(farm, 4)
+    monitor = MountMonitor(farm.mounts, Timeouts(probe_seconds=5, op_seconds=5))
+    try:
+        planned = monitor.probe()
+        plan = plan_for(farm, judge_farm(farm, planned, NOW), planned, POLICY, now=NOW)
+        ticks = iter(range(1, 100))
+        anchor = farm.mounts[0].anchor_path
+
+        def clock() -> float:
+            tick = next(ticks)
+            if tick == 3:  # between the first and the second action: rclone dies
+                os.rename(anchor, anchor + ".gone")
+            return tick * 10.0
+
+        _, outcomes = execute(farm, state, plan, MountRecheck(monitor, planned, clock=clock))
+    finally:
+        monitor.close()
+    assert [o.result for o in outcomes] == [OutcomeResult.DONE] + [OutcomeResult.SKIPPED] * 3
+    assert sum(os.path.islink(p) for p in links) == 3
