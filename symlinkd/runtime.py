@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from symlinkd.classifier import apply_breaker, classify
 from symlinkd.errors import UnsafePlan
-from symlinkd.executor import Executor
+from symlinkd.executor import Executor, MountRecheck
 from symlinkd.metrics import Metrics
 from symlinkd.model import (
     ActionKind,
@@ -87,6 +87,10 @@ class Runtime:
         self.notifier.close()
         self.monitor.close()
         self.state.close()
+
+    def _mount_name(self, path: str) -> str | None:
+        mount = self.monitor.mount_for(path)
+        return mount.name if mount is not None else None
 
     def probe_mounts(self) -> dict[str, MountState]:
         states = self.monitor.probe()
@@ -167,7 +171,9 @@ class Runtime:
         if report.refused is None:
             executor = Executor(
                 state, self.settings.farm, policy.quarantine_dir, dry_run=not options.apply,
-                mounts_ok=lambda name: name in mounts and mounts[name].up, stop=self.stop,
+                # Re-probes between actions: a mount that dies mid-apply stops its actions.
+                mounts_ok=MountRecheck(self.monitor, mounts), stop=self.stop,
+                mount_of=self._mount_name,
             )
             report.outcomes = executor.execute(plan, run_id)
             self.metrics.observe_outcomes(report.outcomes)
