@@ -175,6 +175,54 @@ def test_symlinked_directory_in_farm_is_not_followed(media: Media) -> None:
     assert judged[key(media.farm / "Shortcut")].verdict is Verdict.OUTSIDE_MOUNTS
 
 
+def test_target_reached_through_a_symlinked_folder_belongs_to_its_real_mount(
+        media: Media) -> None:
+    alias = media.root / "data"
+    os.symlink(media.zurg.parent, alias)  # /data -> /mnt/zurg, as a container path map would
+    media.cloud_file("K/e1.mkv")
+    via_alias = media.link("Shows/K/e1.mkv", alias / "__all__" / "K" / "e1.mkv")
+    gone_via_alias = media.link("Shows/K/e2.mkv", alias / "__all__" / "K" / "e2.mkv")
+    judged, _ = run_scan(media)
+    assert judged[key(via_alias)].verdict is Verdict.OK
+    assert judged[key(via_alias)].facts.mount == "zurg"
+    assert judged[key(gone_via_alias)].verdict is Verdict.DANGLING
+
+    down = {
+        "zurg": MountState("zurg", str(media.zurg.parent), MountHealth.DOWN, "ENOTCONN"),
+        "torbox": MountState("torbox", str(media.torbox.parent), MountHealth.OK),
+    }
+    judged, _ = run_scan(media, states=down)
+    assert judged[key(gone_via_alias)].verdict is Verdict.MOUNT_DOWN
+
+
+def test_chain_into_a_mount_that_is_down_is_mount_down(media: Media) -> None:
+    hop = media.link("Links/hop.mkv", media.zurg / "L/gone.mkv")
+    chained = media.link("Shows/L/e1.mkv", hop)
+    down = {
+        "zurg": MountState("zurg", str(media.zurg.parent), MountHealth.DOWN, "ENOTCONN"),
+        "torbox": MountState("torbox", str(media.torbox.parent), MountHealth.OK),
+    }
+    judged, _ = run_scan(media, states=down)
+    assert judged[key(chained)].verdict is Verdict.MOUNT_DOWN
+    assert judged[key(chained)].facts.chain == (str(hop),)
+
+
+def test_a_mount_inside_the_farm_is_not_walked(media: Media) -> None:
+    inner = media.farm / "zurg-inside"
+    (inner / "__all__").mkdir(parents=True)
+    os.symlink("/nowhere", inner / "__all__" / "would-be-judged")
+    media.link("Shows/M/e1.mkv", media.cloud_file("M/e1.mkv"))
+    mounts = [*media.mounts(), MountSettings("inner", str(inner), "__all__",
+                                             require_mountpoint=False)]
+    monitor = MountMonitor(mounts, Timeouts())
+    try:
+        result = Scanner(str(media.farm), monitor, Timeouts()).scan(monitor.probe())
+    finally:
+        monitor.close()
+    assert [f.path for f in result.facts] == [str(media.farm / "Shows/M/e1.mkv")]
+    assert [p.path for p in result.problems] == [str(inner)]
+
+
 def test_links_into_a_mount_that_is_not_ok_are_not_judged_by_their_target(media: Media) -> None:
     gone = media.link("Shows/C/e1.mkv", media.zurg / "C/e1.mkv")
     here = media.link("Shows/C/e2.mkv", media.cloud_file("C/e2.mkv"))
