@@ -135,9 +135,10 @@ def test_zurg_library_update_relinks_a_renamed_torrent(fuse_rig: FuseRig, plex: 
     with DaemonProcess(write_config(rig.base, config, plex_url=plex.url)) as daemon:
         daemon.wait_ready(60)
         rig.rename("zurg", "__all__/Show.S01.OLD", "__all__/Show.S01.NEW")
-        # rclone 1.60 quirk: after vfs/refresh of __all__, a path inside the renamed folder still
-        # resolves until --dir-cache-time runs out (2 s in the rig), so wait for the mount to
-        # show the rename; the webhook is then the only thing that can start the pass.
+        # The start-up pass stat'ed the old path a moment ago: the kernel answers from its FUSE
+        # entry/attribute cache (--attr-timeout) even after rclone's vfs/refresh. In the stack
+        # that pass was long ago; here, wait for the mount to show the rename. The webhook is
+        # then still the only thing that can start a pass (watch off, full pass hourly).
         old_file = rig["zurg"].mount_path("__all__/Show.S01.OLD/Show.S01E01.mkv")
         wait_for(lambda: stat_errno(old_file) == errno.ENOENT, 30, "rclone to drop OLD")
         answer = daemon.client.post(
