@@ -227,7 +227,14 @@ class Daemon:
 
     def _healthy(self) -> tuple[bool, dict[str, Any]]:
         alive = self.worker.alive()
-        return alive, {"worker": "alive" if alive else "dead", "passes": self.worker.passes}
+        full, paths = self.queue.pending()
+        upcoming = self.schedule.next_full_pass()
+        return alive, {
+            "worker": "alive" if alive else "dead", "passes": self.worker.passes,
+            "busy": self.queue.busy, "pending": {"full": full, "subtree_paths": paths},
+            "next_full_pass": upcoming.isoformat() if upcoming is not None else None,
+            "watch": self.watcher.mode,
+        }
 
     def _ready(self) -> tuple[bool, dict[str, Any]]:
         state_dir = self.settings.state_dir

@@ -127,7 +127,9 @@ def test_webhook_answers_test_bad_token_garbage_and_oversize(
     answer = daemon.client.post("/webhook/sonarr", content=b"{" * (10 * 1024 * 1024),
                                 headers={"X-Api-Key": TOKEN})
     assert answer.status_code == 413
-    assert daemon.client.get("/healthz").status_code == 200
+    health = daemon.client.get("/healthz")
+    assert health.status_code == 200
+    assert health.json()["watch"] == "off" and health.json()["next_full_pass"] is not None
     assert _subtree_passes(daemon) == before
     assert TOKEN not in daemon.logs()
 
