@@ -107,6 +107,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "symlinkd"
     sys_version = ""
+    # Socket timeout: a client that announces a body and stalls (or trickles headers) loses its
+    # connection instead of holding a thread forever.
+    timeout = 30
 
     # -- routing -------------------------------------------------------------------------------
     def do_GET(self) -> None:
