@@ -115,6 +115,7 @@ class Daemon:
             # report it; the schedule and webhooks still work.
             log.error("cannot watch the farm; watcher off", farm=self.settings.farm,  # noqa: TRY400
                       error=str(exc))
+            self.watcher.mode, self.watcher.why = "off", f"cannot watch the farm: {exc}"
         log.info("daemon started", listen=self.settings.daemon.listen, port=self.http.port,
                  watch=self.watcher.mode, farm=self.settings.farm, pid=os.getpid())
 
