@@ -15,7 +15,7 @@ import httpx
 import structlog
 from prometheus_client import CollectorRegistry
 
-from symlinkd.classifier import apply_breaker, classify
+from symlinkd.classifier import apply_breaker, classify, reclassify
 from symlinkd.errors import UnsafePlan
 from symlinkd.executor import Executor, MountRecheck
 from symlinkd.metrics import Metrics
@@ -136,6 +136,9 @@ class Runtime:
         mounts = apply_breaker(
             judgements, result.mounts, policy.breaker_ratio, policy.breaker_min_links
         )
+        if mounts != result.mounts:
+            # The breaker just degraded a mount: its links are judged by the mount's state now.
+            judgements = reclassify(judgements, mounts, now)
         report.mounts = mounts
         report.judgements = judgements
         self.metrics.observe_mounts(mounts)

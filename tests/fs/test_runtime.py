@@ -153,3 +153,27 @@ def _any_healthy_target(rt: Runtime) -> str:
         for name in files:
             return os.path.join(root, name)
     raise AssertionError("demo zurg mount has files")
+
+
+def test_breaker_degrades_a_mount_and_its_links_are_judged_by_it(settings: Settings) -> None:
+    zurg = next(m for m in settings.mounts if m.name == "zurg")
+    for n in range(30):  # far more dead links into zurg than breaker_ratio allows
+        link = os.path.join(settings.farm, "Shows", "Expired", f"E{n:02d}.mkv")
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(os.path.join(zurg.anchor_path, "Expired", f"E{n:02d}.mkv"), link)
+    loose = dataclasses.replace(
+        settings,
+        policy=dataclasses.replace(
+            settings.policy, confirm_after_passes=1, confirm_after_minutes=0,
+            max_prune=1000, max_prune_ratio=1.0,
+        ),
+    )
+    before = links_snapshot(loose.farm)
+    with build_runtime(loose, registry=CollectorRegistry()) as rt:
+        report = rt.run_pass(PassOptions(apply=True))
+    assert report.mounts["zurg"].health.value == "degraded"
+    under = [j for j in report.judgements if j.facts.mount == "zurg"]
+    assert under and not any(j.verdict is Verdict.DANGLING for j in under)
+    touched = {o.planned.path for o in report.outcomes if o.result is OutcomeResult.DONE}
+    assert not touched & {j.path for j in under}
+    assert all(links_snapshot(loose.farm).get(j.path) == before[j.path] for j in under)
