@@ -83,21 +83,32 @@ def classify(facts: LinkFacts, mounts: Mapping[str, MountState], now: float) -> 
     return Judgement(facts, verdict, age, reason)
 
 
+Tally = Counter[tuple[str | None, Verdict]]  # entries per (mount, verdict)
+
+
 def apply_breaker(
     judgements: Sequence[Judgement], mounts: Mapping[str, MountState],
     ratio: float, min_links: int,
 ) -> dict[str, MountState]:
     """Mount states with ``ok`` turned ``degraded`` where more than ``ratio`` of the links
     into that mount failed (from ``min_links`` links up). Other states pass through."""
+    counts: Tally = Counter(
+        (j.facts.mount, j.verdict) for j in judgements if j.facts.kind is EntryKind.SYMLINK
+    )
+    return breaker(counts, mounts, ratio, min_links)
+
+
+def breaker(counts: Mapping[tuple[str | None, Verdict], int], mounts: Mapping[str, MountState],
+            ratio: float, min_links: int) -> dict[str, MountState]:
+    """``apply_breaker`` from the counts of a pass (links per mount and verdict)."""
     total: Counter[str] = Counter()
     failed: Counter[str] = Counter()
-    for j in judgements:
-        mount = j.facts.mount
-        if mount is None or j.facts.kind is not EntryKind.SYMLINK:
+    for (mount, verdict), n in counts.items():
+        if mount is None or verdict is Verdict.NOT_SYMLINK:
             continue
-        total[mount] += 1
-        if j.verdict in _FAILING:
-            failed[mount] += 1
+        total[mount] += n
+        if verdict in _FAILING:
+            failed[mount] += n
     result = dict(mounts)
     for name, state in mounts.items():
         n, bad = total[name], failed[name]
@@ -115,3 +126,33 @@ def reclassify(judgements: Sequence[Judgement], mounts: Mapping[str, MountState]
     suspect = {name for name, s in mounts.items() if s.health is not MountHealth.OK}
     return [classify(j.facts, mounts, now) if j.facts.mount in suspect else j
             for j in judgements]
+
+
+def rejudge(kept: Sequence[Judgement], counts: Tally, mounts: Mapping[str, MountState],
+            now: float) -> list[Judgement]:
+    """``reclassify`` for a pass that kept only some judgements: the kept ones are judged again,
+    and ``counts`` move with them. The ``ok`` links that were not kept, under a mount that is no
+    longer ``ok``, are counted as that mount's ``mount_hung``/``mount_down`` — what ``classify``
+    gives every link of such a mount. They were not kept because nothing was planned for them,
+    and nothing ever will be in this pass (the planner never sees them)."""
+    bad = {name: s for name, s in mounts.items() if s.health is not MountHealth.OK}
+    if not bad:
+        return list(kept)
+    out: list[Judgement] = []
+    for j in kept:
+        if j.facts.mount not in bad:
+            out.append(j)
+            continue
+        again = classify(j.facts, mounts, now)
+        if again.verdict is not j.verdict:
+            counts[(j.facts.mount, j.verdict)] -= 1
+            counts[(j.facts.mount, again.verdict)] += 1
+        out.append(again)
+    for name, state in bad.items():
+        healthy = counts.pop((name, Verdict.OK), 0)
+        if healthy:
+            verdict = Verdict.MOUNT_HUNG if state.health is MountHealth.HUNG else Verdict.MOUNT_DOWN
+            counts[(name, verdict)] += healthy
+    for key in [k for k, n in counts.items() if n <= 0]:
+        del counts[key]
+    return out

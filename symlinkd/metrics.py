@@ -73,9 +73,16 @@ class Metrics:
     def observe_links(self, judgements: Iterable[Judgement], mount_names: Iterable[str]) -> None:
         """Set the per-mount verdict gauges from a full pass (every pair, zeros included, so a
         verdict that disappears drops to 0 instead of keeping its last value)."""
-        tally: _Tally[tuple[str, str]] = _Tally(
-            (j.facts.mount or "none", j.verdict.value) for j in judgements
+        self.observe_link_counts(
+            _Tally((j.facts.mount, j.verdict) for j in judgements), mount_names
         )
+
+    def observe_link_counts(self, counts: Mapping[tuple[str | None, Verdict], int],
+                            mount_names: Iterable[str]) -> None:
+        """``observe_links`` from the counts of a pass (links per mount and verdict)."""
+        tally: _Tally[tuple[str, str]] = _Tally()
+        for (mount, verdict), n in counts.items():
+            tally[(mount or "none", verdict.value)] += n
         for mount in [*mount_names, "none"]:
             for verdict in Verdict:
                 self.links.labels(mount=mount, verdict=verdict.value).set(

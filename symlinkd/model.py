@@ -8,6 +8,7 @@ round-trips exactly through ``os.fsencode``.
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from dataclasses import dataclass, field
 
 
@@ -202,3 +203,23 @@ class PassReport:
     refused: str | None = None  # UnsafePlan message when the whole plan was refused
     refused_reason: str | None = None  # UnsafePlan.reason (metric label)
     notes: list[str] = field(default_factory=list)  # e.g. dry-run notifications "would send"
+    # Entries per (mount, verdict) of the whole pass. A streaming pass keeps in ``judgements``
+    # only what needs a look (every verdict but ok, ok links the age policy prunes, new links
+    # of a subtree pass, or everything when asked), so these counts are the totals; empty for
+    # a report built from ``judgements`` alone, which then are the totals.
+    verdict_counts: dict[tuple[str | None, Verdict], int] = field(default_factory=dict)
+    # Target folder -> farm folders holding links into it (the daemon's webhook index).
+    target_folders: dict[str, set[str]] = field(default_factory=dict)
+
+    def tally(self) -> Counter[tuple[str | None, Verdict]]:
+        """Entries per (mount, verdict) of the whole pass."""
+        if self.verdict_counts:
+            return Counter(self.verdict_counts)
+        return Counter((j.facts.mount, j.verdict) for j in self.judgements)
+
+    @property
+    def links_total(self) -> int:
+        """Entries the pass judged (all of them, kept in ``judgements`` or not)."""
+        if self.verdict_counts:
+            return sum(self.verdict_counts.values())
+        return len(self.judgements)

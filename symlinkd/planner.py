@@ -50,10 +50,14 @@ class Plan:
         """The actions that would change the farm (relink, prune)."""
         return [p for p in self.actions if p.action.kind in _MUTATING]
 
-    def raise_if_unsafe(self, policy: Policy, mounts: Mapping[str, MountState]) -> None:
+    def raise_if_unsafe(self, policy: Policy, mounts: Mapping[str, MountState], *,
+                        judged: int | None = None) -> None:
         """Refuse the whole plan (``UnsafePlan``) when it would act under a mount that is not
         ``ok``, or prune more than ``max_prune`` links, or more than ``max_prune_ratio`` of the
-        links judged (a plan pruning ``RATIO_FLOOR`` links or fewer passes the ratio)."""
+        links judged (a plan pruning ``RATIO_FLOOR`` links or fewer passes the ratio).
+        ``judged``: links (not other entries) the pass judged, when the plan holds actions for
+        only some of them (a streaming pass plans nothing for healthy links); default: the
+        plan's own judgements."""
         changes = self.changes()
         for planned in changes:
             for name in _mounts_touched(planned, mounts):
@@ -72,7 +76,10 @@ class Plan:
                 f"the plan prunes {prunes} links, over max_prune={policy.max_prune}; "
                 "nothing was done (--force applies it)",
             )
-        judged = sum(1 for p in self.actions if p.judgement.verdict is not Verdict.NOT_SYMLINK)
+        if judged is None:
+            judged = sum(
+                1 for p in self.actions if p.judgement.verdict is not Verdict.NOT_SYMLINK
+            )
         if prunes > RATIO_FLOOR and judged and prunes / judged > policy.max_prune_ratio:
             raise UnsafePlan(
                 "max_prune_ratio",
@@ -91,8 +98,9 @@ def make_plan(  # noqa: PLR0917 -- the agreed positional signature (interfaces.m
     farm: str,
     now: float,
 ) -> Plan:
-    """One action per judgement. ``histories`` describe the passes *before* this one (the
-    runtime reads them before ``record_pass``); this pass is counted here."""
+    """One action per judgement (a streaming pass gives only the judgements it kept: healthy
+    links need no action). ``histories`` describe the passes *before* this one (the runtime
+    reads them before ``record_pass``); this pass is counted here."""
     farm_root = os.path.normpath(farm)
     actions: list[PlannedAction] = []
     append = actions.append

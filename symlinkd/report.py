@@ -94,8 +94,8 @@ def rows(report: PassReport, *, all_links: bool = True) -> Iterator[LinkRow]:
 
 
 def tally(report: PassReport) -> Counter[tuple[str | None, Verdict]]:
-    """Entries per (mount, verdict); one C-speed pass over the judgements."""
-    return Counter((j.facts.mount, j.verdict) for j in report.judgements)
+    """Entries per (mount, verdict) of the whole pass (also those the report did not keep)."""
+    return report.tally()
 
 
 def exit_code(report: PassReport) -> int:
@@ -181,7 +181,7 @@ def to_json(report: PassReport, *, all_links: bool) -> dict[str, Any]:
         "results": results,
         "refused": report.refused,
         "refused_reason": report.refused_reason,
-        "links_total": len(report.judgements),
+        "links_total": report.links_total,
         "links_listed": len(listed),
         "links": [_link_json(row) for row in listed],
         "problems": [_problem_json(p.path, p.errno, p.message) for p in report.problems],
@@ -247,7 +247,7 @@ def render(
     _render_mounts(report, console)
     _render_counts(report, console)
     problems = sum(1 for _ in rows(report, all_links=False))
-    total = len(report.judgements) if all_links else problems
+    total = report.links_total if all_links else problems
     # the first `limit` by path without sorting a million rows (a whole mount down)
     first = heapq.nsmallest(limit, rows(report, all_links=all_links),
                             key=lambda row: _raw(row.judgement.path))
@@ -361,7 +361,7 @@ def _render_summary(report: PassReport, problems: int, console: Console) -> None
             console.print(Text(f"mount {m.name} is {m.health.value}: nothing under it was "
                                "judged by its target or changed", style="bold red"))
     style = {0: "green", 1: "yellow"}.get(code, "bold red")
-    line = f"{len(report.judgements)} entries, {problems} need attention, {seconds:.1f}s"
+    line = f"{report.links_total} entries, {problems} need attention, {seconds:.1f}s"
     if not report.apply:
         line += " (dry run; nothing changed)"
         if any(p.action.kind in (ActionKind.RELINK, ActionKind.PRUNE) for p in report.planned):

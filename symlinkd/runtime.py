@@ -3,9 +3,11 @@ notify → metrics. The CLI and the daemon both build a ``Runtime`` here and now
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,13 +17,14 @@ import httpx
 import structlog
 from prometheus_client import CollectorRegistry
 
-from symlinkd.classifier import apply_breaker, classify, reclassify
+from symlinkd.classifier import Tally, breaker, classify, rejudge
 from symlinkd.errors import UnsafePlan
 from symlinkd.executor import Executor, MountRecheck
 from symlinkd.metrics import Metrics
 from symlinkd.model import (
     ActionKind,
     Judgement,
+    LinkFacts,
     MountState,
     PassReport,
     ScanProblem,
@@ -34,7 +37,7 @@ from symlinkd.planner import make_plan
 from symlinkd.relink import find_candidates
 from symlinkd.scanner import Scanner
 from symlinkd.settings import Settings
-from symlinkd.state import StateDB
+from symlinkd.state import PassRecorder, StateDB
 
 log = structlog.get_logger("symlinkd")
 
@@ -46,6 +49,10 @@ class PassOptions:
     force: bool = False
     notify: bool = True
     kind: str = "full"  # "full" | "subtree" (metrics label)
+    # Keep every judgement in the report (`scan --all`); otherwise only those needing a look.
+    keep_all: bool = False
+    # Fill PassReport.target_folders (the daemon's webhook index); `symlinkd scan` needs none.
+    target_index: bool = True
 
 
 class Runtime:
@@ -127,23 +134,18 @@ class Runtime:
         log.info("pass started", kind=options.kind, apply=options.apply, paths=len(paths),
                  mounts={m.name: m.health.value for m in mounts.values()})
         state = self.state
-        result = self.scanner.scan(
-            mounts, paths, progress, size_wanted=lambda p: not state.known(p)
-        )
-        report.problems.extend(result.problems)
+        recorder = state.recorder()
+        known = recorder.known
         now = self.clock()
-        judgements = [classify(facts, result.mounts, now) for facts in result.facts]
-        mounts = apply_breaker(
-            judgements, result.mounts, policy.breaker_ratio, policy.breaker_min_links
-        )
-        if mounts != result.mounts:
-            # The breaker just degraded a mount: its links are judged by the mount's state now.
-            judgements = reclassify(judgements, mounts, now)
+        judgements, counts, mounts = self._judge(report, options, paths, mounts, recorder, now,
+                                                 progress)
         report.mounts = mounts
         report.judgements = judgements
+        report.verdict_counts = dict(counts)
+        links_judged = sum(n for (_m, v), n in counts.items() if v is not Verdict.NOT_SYMLINK)
         self.metrics.observe_mounts(mounts)
 
-        unseen = [j for j in judgements if not state.known(j.path)] if paths else []
+        unseen = [j for j in judgements if not known(j.path)] if paths else []
         watch = [j.path for j in judgements if j.verdict is not Verdict.OK]
         histories = state.histories(watch)
         dangling = [
@@ -160,7 +162,7 @@ class Runtime:
         )
         report.planned = plan.actions
         try:
-            plan.raise_if_unsafe(policy, mounts)
+            plan.raise_if_unsafe(policy, mounts, judged=links_judged)
         except UnsafePlan as unsafe:
             self.metrics.unsafe_plans.labels(reason=unsafe.reason).inc()
             report.refused_reason = unsafe.reason
@@ -181,9 +183,9 @@ class Runtime:
             report.outcomes = executor.execute(plan, run_id)
             self.metrics.observe_outcomes(report.outcomes)
         # A walk that could not read part of the farm must not forget the links it missed.
-        state.record_pass(judgements, full=not paths and not result.problems, mounts=mounts)
+        recorder.finish(judgements, full=not paths and not report.problems, mounts=mounts)
         if not paths:
-            self.metrics.observe_links(judgements, [m.name for m in self.settings.mounts])
+            self.metrics.observe_link_counts(counts, [m.name for m in self.settings.mounts])
 
         if options.notify:
             changes = changes_from_outcomes(report.outcomes)
@@ -192,11 +194,44 @@ class Runtime:
             report.notes.extend(lines)
         return self._finish(report, options)
 
+    def _judge(  # noqa: PLR0917 -- one pass's parts, split for reading
+        self, report: PassReport, options: PassOptions, paths: tuple[str, ...],
+        mounts: dict[str, MountState], recorder: PassRecorder, now: float,
+        progress: Callable[[int], None] | None,
+    ) -> tuple[list[Judgement], Tally, dict[str, MountState]]:
+        """Scan and classify batch by batch: counts of everything, the judgements the rest of
+        the pass needs, healthy links straight to the recorder; then the breaker."""
+        policy = self.settings.policy
+        known = recorder.known
+        stream = self.scanner.stream(
+            mounts, paths, progress, size_wanted=lambda p: not known(p),
+            target_index=report.target_folders if options.target_index else None,
+        )
+        counts: Tally = Counter()
+        kept = _Keeper(
+            keep_all=options.keep_all, subtree=bool(paths), known=known,
+            max_age=policy.max_age_days if policy.max_age_days > 0 else math.inf,
+        )
+        live = stream.result.mounts  # the scanner marks a mount hung/down mid-pass in here
+        for batch in stream:
+            judged = [classify(facts, live, now) for facts in batch]
+            counts.update([(j.facts.mount, j.verdict) for j in judged])
+            recorder.healthy(kept.sift(judged))
+        report.problems.extend(stream.result.problems)
+        # Judge again by the final states: a mount that hung mid-pass, then the breaker.
+        scanned = stream.result.mounts
+        judgements = rejudge(kept.judgements, counts, scanned, now)
+        mounts = breaker(counts, scanned, policy.breaker_ratio, policy.breaker_min_links)
+        if mounts != scanned:
+            # The breaker just degraded a mount: its links are judged by the mount's state now.
+            judgements = rejudge(judgements, counts, mounts, now)
+        return judgements, counts, mounts
+
     def _finish(self, report: PassReport, options: PassOptions) -> PassReport:
         report.finished = self.clock()
         counts: dict[str, int] = {}
-        for j in report.judgements:
-            counts[j.verdict.value] = counts.get(j.verdict.value, 0) + 1
+        for (_mount, verdict), n in report.tally().items():
+            counts[verdict.value] = counts.get(verdict.value, 0) + n
         for p in report.planned:
             if p.action.kind is not ActionKind.KEEP:
                 key = f"action:{p.action.kind.value}"
@@ -228,6 +263,36 @@ def build_runtime(
     return Runtime(
         settings, clock=clock, metrics=metrics, state=state, monitor=monitor, notifier=notifier
     )
+
+
+class _Keeper:
+    """Sorts a batch of judgements: those the rest of the pass needs are kept, the healthy
+    rest only goes to the state recorder (and the counts)."""
+
+    def __init__(self, *, keep_all: bool, subtree: bool, known: Callable[[str], bool],
+                 max_age: float) -> None:
+        self.judgements: list[Judgement] = []
+        self.keep_all = keep_all
+        self.subtree = subtree  # new links of a subtree pass are announced: keep them
+        self.known = known
+        self.max_age = max_age  # older ok links are pruned by age: keep them
+
+    def sift(self, judged: list[Judgement]) -> list[LinkFacts]:
+        if self.keep_all:
+            self.judgements.extend(judged)
+            return []
+        ok = Verdict.OK
+        max_age = self.max_age
+        keep = self.judgements.append
+        healthy: list[LinkFacts] = []
+        for j in judged:
+            if j.verdict is not ok or j.age_days > max_age or (
+                self.subtree and not self.known(j.facts.path)
+            ):
+                keep(j)
+            else:
+                healthy.append(j.facts)
+        return healthy
 
 
 def _inside_farm(farm: str, paths: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:

@@ -24,7 +24,8 @@ from symlinkd.settings import Settings
 
 def run_scan(settings: Settings, paths: tuple[str, ...], args: argparse.Namespace) -> int:
     options = PassOptions(paths=paths, apply=args.apply, force=args.force,
-                          notify=not args.no_notify, kind="subtree" if paths else "full")
+                          notify=not args.no_notify, kind="subtree" if paths else "full",
+                          keep_all=args.all, target_index=False)
     report = run_pass(settings, options, show_progress=not args.json)
     show(report, settings, as_json=args.json, all_links=args.all)
     return exit_code(report)

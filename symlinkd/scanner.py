@@ -36,6 +36,11 @@ _GONE = (errno.ENOENT, errno.ENOTDIR)
 _FILE, _DIR, _LINK = 0, 1, 2
 _PROGRESS_EVERY = 1000
 _WINDOW_PER_WORKER = 4  # listings in flight per gate worker while the caller consumes results
+# Links walked before their targets are resolved and handed on: bounds the memory of a pass
+# (a 1M-link farm is never held whole). A target folder whose links straddle two flushes is
+# listed twice; in a Shows/Season farm that is a few folders per flush.
+FLUSH_RECORDS = 50_000
+_BATCH = 2048  # facts per batch handed to the caller
 
 Listing = dict[str, int]  # name -> _FILE | _DIR | _LINK
 Record = tuple[str, str, str, float]  # link path, raw target, absolute target, link mtime
@@ -96,10 +101,42 @@ class Scanner:
         """Facts of every entry of the farm (``paths=()``) or of the given subtrees/links.
         ``ScanResult.mounts`` is ``mounts`` updated with what the pass met (a gate that timed
         out -> hung, ENOTCONN -> down, rc refresh failing -> degraded)."""
-        scan = _Pass(self, mounts, progress, size_wanted)
-        scan.walk(paths)
-        scan.resolve()
-        return scan.result
+        stream = self.stream(mounts, paths, progress, size_wanted)
+        facts = stream.result.facts
+        for batch in stream:
+            facts.extend(batch)
+        return stream.result
+
+    def stream(
+        self,
+        mounts: Mapping[str, MountState],
+        paths: Sequence[str] = (),
+        progress: Callable[[int], None] | None = None,
+        size_wanted: Callable[[str], bool] | None = None,
+        *,
+        flush_records: int = FLUSH_RECORDS,
+        target_index: dict[str, set[str]] | None = None,
+    ) -> ScanStream:
+        """The same facts as ``scan``, in batches, so a pass never holds the whole farm.
+        ``ScanStream.result.mounts`` changes while the batches come (a mount that hangs
+        mid-pass); ``result.problems`` is complete once the iteration ends. ``result.facts``
+        stays empty. ``target_index``, when given, is filled with target folder (the
+        absolute target's parent, before any chain is followed) -> farm folders linking
+        into it."""
+        scan = _Pass(self, mounts, progress, size_wanted, flush_records)
+        scan.target_index = target_index
+        return ScanStream(scan, paths)
+
+
+class ScanStream:
+    """Iterate for ``list[LinkFacts]`` batches; ``result`` holds the mounts and problems."""
+
+    def __init__(self, scan: _Pass, paths: Sequence[str]) -> None:
+        self.result = scan.result
+        self._batches = scan.batches(paths)
+
+    def __iter__(self) -> Iterator[list[LinkFacts]]:
+        return self._batches
 
 
 class _Pass:
@@ -107,13 +144,19 @@ class _Pass:
 
     def __init__(self, scanner: Scanner, mounts: Mapping[str, MountState],
                  progress: Callable[[int], None] | None,
-                 size_wanted: Callable[[str], bool] | None) -> None:
+                 size_wanted: Callable[[str], bool] | None,
+                 flush_records: int = FLUSH_RECORDS) -> None:
         self.farm = scanner.farm
         self.monitor = scanner.monitor
         self.result = ScanResult(mounts=dict(mounts))
         self.progress = progress
         self.size_wanted = size_wanted
         self.groups: dict[str, list[Record]] = {}
+        self.out: list[LinkFacts] = []  # facts not yet handed to the caller
+        self.flush_records = max(1, flush_records)
+        self.buffered_at = 0  # entries walked at the last flush
+        self.target_index: dict[str, set[str]] | None = None
+        self.refreshed: set[str] = set()  # folders already refreshed through rc this pass
         self.seen = 0
         self.next_tick = _PROGRESS_EVERY
         self.parent_mount: dict[str, str | None] = {}
@@ -122,9 +165,16 @@ class _Pass:
 
     # ---- phase 1: walk the farm -------------------------------------------------------------
 
-    def walk(self, paths: Sequence[str]) -> None:
+    def batches(self, paths: Sequence[str]) -> Iterator[list[LinkFacts]]:
+        """Walk; every ``flush_records`` links, resolve what was walked and hand it on."""
+        for _ in self.walk(paths):
+            yield from self.flush()
+        yield from self.flush()
+
+    def walk(self, paths: Sequence[str]) -> Iterator[None]:
+        """Yields whenever enough links are waiting to be resolved."""
         if not paths:
-            self._walk_tree(self.farm, root=True)
+            yield from self._walk_tree(self.farm, root=True)
         for raw in paths:
             path = os.path.normpath(raw)
             if path != self.farm and not path.startswith(self.farm + "/"):
@@ -143,7 +193,7 @@ class _Pass:
                     continue
                 self._file(path, target, _split(path)[0], st.st_mtime)
             elif stat.S_ISDIR(st.st_mode):
-                self._walk_tree(path, root=path == self.farm)
+                yield from self._walk_tree(path, root=path == self.farm)
             else:
                 self._other(path, st.st_mode, st.st_mtime)
         if self.progress is not None:
@@ -159,12 +209,14 @@ class _Pass:
         if group is None:
             self.groups[parent] = group = []
         group.append((path, target, full, mtime))
+        if self.target_index is not None:
+            self.target_index.setdefault(parent, set()).add(directory)
 
     def _other(self, path: str, mode: int, mtime: float) -> None:
         kind = EntryKind.FILE if stat.S_ISREG(mode) else EntryKind.OTHER
-        self.result.facts.append(LinkFacts(path, kind, mtime))
+        self.out.append(LinkFacts(path, kind, mtime))
 
-    def _walk_tree(self, top: str, *, root: bool) -> None:
+    def _walk_tree(self, top: str, *, root: bool) -> Iterator[None]:
         stack = [top]
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
         while stack:
@@ -189,6 +241,9 @@ class _Pass:
             if self.progress is not None and self.seen >= self.next_tick:
                 self.progress(self.seen)
                 self.next_tick = self.seen + _PROGRESS_EVERY
+            if self.seen - self.buffered_at >= self.flush_records:
+                self.buffered_at = self.seen
+                yield
 
     def _walk_dir(self, directory: str, fd: int, stack: list[str]) -> int:
         """One farm directory: links filed by target parent, subdirectories pushed on
@@ -196,6 +251,8 @@ class _Pass:
         groups = self.groups
         readlink = os.readlink
         normpath = os.path.normpath
+        touched: set[str] = set()
+        touch = touched.add
         count = 0
         with os.scandir(fd) as entries:
             for entry in entries:
@@ -213,6 +270,7 @@ class _Pass:
                         if group is None:
                             groups[parent] = group = []
                         group.append((f"{directory}/{name}", target, full, mtime))
+                        touch(parent)
                     elif entry.is_dir(follow_symlinks=False):
                         stack.append(f"{directory}/{name}")
                     else:
@@ -222,6 +280,13 @@ class _Pass:
                     if exc.errno != errno.ENOENT:  # ENOENT: removed while we looked
                         self._problem(f"{directory}/{name}", exc.errno,
                                       exc.strerror or "cannot read entry")
+        index = self.target_index
+        if index is not None:
+            for parent in touched:
+                folders = index.get(parent)
+                if folders is None:
+                    index[parent] = folders = set()
+                folders.add(directory)
         return count
 
     # ---- phase 2: resolve targets by listing their parents --------------------------------
@@ -281,21 +346,33 @@ class _Pass:
         if state is not None and state.health is MountHealth.OK:
             self.result.mounts[mount] = replace(state, health=health, detail=detail)
 
-    def resolve(self) -> None:
+    def flush(self) -> Iterator[list[LinkFacts]]:
+        """Resolve the links walked so far and hand their facts on in batches."""
         groups = self.groups
         self.groups = {}
         suspects: list[tuple[str, str, list[Record], bool]] = []
         for parent, mount, records, outcome in self._listings(groups):
-            if self._suspect(mount, records, outcome):
+            if parent not in self.refreshed and self._suspect(mount, records, outcome):
                 parent_gone = isinstance(outcome, OSError)
                 suspects.append((parent, mount, records, parent_gone))  # type: ignore[arg-type]
             else:
                 self._emit(parent, mount, records, outcome)
+            if len(self.out) >= _BATCH:
+                yield self._take()
         if suspects:
             self._refresh(suspects)
             again = {parent: records for parent, _m, records, _g in suspects}
             for parent, mount, records, outcome in self._listings(again):
                 self._emit(parent, mount, records, outcome)
+                if len(self.out) >= _BATCH:
+                    yield self._take()
+        if self.out:
+            yield self._take()
+
+    def _take(self) -> list[LinkFacts]:
+        out = self.out
+        self.out = []
+        return out
 
     def _listings(self, groups: dict[str, list[Record]]
                   ) -> Iterator[tuple[str, str | None, list[Record], Outcome | None]]:
@@ -336,6 +413,7 @@ class _Pass:
                 # new name by re-reading the folder above (often the big __all__: only then).
                 dirs.add(_split(parent)[0])
         for mount, dirs in by_mount.items():
+            self.refreshed.update(dirs)
             root = os.path.normpath(self.monitor.settings(mount).path)
             wanted = sorted(d for d in dirs if d == root or d.startswith(root + "/"))
             try:
@@ -348,7 +426,7 @@ class _Pass:
 
     def _emit(self, parent: str, mount: str | None, records: list[Record],
               outcome: Outcome | None) -> None:
-        facts = self.result.facts
+        facts = self.out
         link = EntryKind.SYMLINK
         if outcome is None:  # mount not usable: not touched, the classifier judges by state
             facts.extend(LinkFacts(p, link, m, t, full, mount) for p, t, full, m in records)
@@ -401,7 +479,7 @@ class _Pass:
             else:
                 fact = LinkFacts(path, EntryKind.SYMLINK, mtime, target, full, mount,
                                  target_size=got)
-            self.result.facts.append(fact)
+            self.out.append(fact)
 
     def _chain(self, record: Record) -> LinkFacts:
         """Follow a target that is itself a symlink, hop by hop (rare: one gate call per hop)."""

@@ -7,8 +7,11 @@ byte for byte.
 
 A farm of 1M links is normal, so a steady-state pass must not write a row per healthy link: the
 first ``known``/``record_pass`` of a process loads a compact digest of the ``links`` table
-(``hash(path) -> hash(target)`` of healthy rows) and ``record_pass`` writes only new links,
-changed targets and dangling-state transitions, in one transaction.
+(``hash(path) -> hash(target)`` of healthy rows, two sorted ``array('q')``: 16 bytes a row where
+a dict took ~136) and ``record_pass`` writes only new links, changed targets and dangling-state
+transitions, in one transaction. A streaming pass uses a ``PassRecorder``: healthy links are
+checked against the digest batch by batch while the walk goes on, and nothing is written before
+the pass ends (the planner reads the histories of the pass *before*).
 """
 
 from __future__ import annotations
@@ -21,15 +24,18 @@ import secrets
 import sqlite3
 import threading
 import time
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from symlinkd.errors import StateLocked
 from symlinkd.journal import JournalAction, JournalEntry, JournalState, JournalStore
-from symlinkd.model import Judgement, LinkHistory, MountState, Verdict
+from symlinkd.model import Judgement, LinkFacts, LinkHistory, MountState, Verdict
 
 __all__ = [
-    "MIGRATIONS", "JournalAction", "JournalEntry", "JournalState", "RunSummary", "StateDB",
+    "MIGRATIONS", "JournalAction", "JournalEntry", "JournalState", "PassRecorder", "RunSummary",
+    "StateDB",
 ]
 
 # Each entry moves the schema from version i to i + 1. Never edit a released entry: append one.
@@ -89,6 +95,8 @@ _STEADY_BAD = 1  # digest value of a row that is dangling (bad_passes > 0)
 _STEADY_NONE = 0  # digest value of a row with no healthy target and no bad streak
 _CHUNK = 500  # bound parameters per IN (...) query
 _RUN_COLS = "id, kind, mode, started, finished, counts, refused, undo_of"
+_BIAS = 1 << 63  # signed 64-bit hash -> unsigned, to pack (key, value) into one sortable int
+_MASK = (1 << 64) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +149,7 @@ class StateDB(JournalStore):
         # can lose the last transactions, and then the farm's own unsynced renames go with them.
         self._conn.execute("PRAGMA synchronous=NORMAL")
         migrate(self._conn)
-        self._digest: dict[int, int] | None = None
+        self._digest: _Digest | None = None
         super().__init__(self._conn, self._lock, clock)
 
     # -- process lock ------------------------------------------------------------------------
@@ -229,23 +237,33 @@ class StateDB(JournalStore):
     # -- links -------------------------------------------------------------------------------
 
     def known(self, path: str) -> bool:
-        """Whether the database has a row for ``path``. O(1) after the first call of a process
-        (64-bit hash digest: a collision only means one new link is not statted for its size)."""
+        """Whether the database has a row for ``path``. A bisect in a sorted array after the
+        first call of a process (64-bit hash digest: a collision only means one new link is not
+        statted for its size)."""
         return hash(path) in self._loaded_digest()
 
-    def _loaded_digest(self) -> dict[int, int]:
+    def _loaded_digest(self) -> _Digest:
         if self._digest is None:
             with self._lock:
-                digest: dict[int, int] = {}
                 fsdecode = os.fsdecode
-                for path, target, bad in self._conn.execute(
-                    "SELECT path, last_target, bad_passes FROM links"
-                ):
-                    digest[hash(fsdecode(path))] = _digest_value(
-                        fsdecode(target) if target is not None else None, bad
+                # One int per row while sorting, then 16 bytes a row: never a dict of 1M.
+                packed = sorted(
+                    ((hash(fsdecode(path)) + _BIAS) << 64)
+                    | ((_digest_value(fsdecode(target) if target is not None else None, bad)
+                        + _BIAS) & _MASK)
+                    for path, target, bad in self._conn.execute(
+                        "SELECT path, last_target, bad_passes FROM links"
                     )
-                self._digest = digest
+                )
+                keys = array("q", [(p >> 64) - _BIAS for p in packed])
+                vals = array("q", [(p & _MASK) - _BIAS for p in packed])
+                del packed
+                self._digest = _Digest(keys, vals)
         return self._digest
+
+    def recorder(self) -> PassRecorder:
+        """A recorder for one streaming pass (see ``PassRecorder``)."""
+        return PassRecorder(self)
 
     def histories(self, paths: Iterable[str]) -> dict[str, LinkHistory]:
         """What the DB remembers of ``paths`` (unknown paths are absent). Primary-key lookups
@@ -276,57 +294,54 @@ class StateDB(JournalStore):
         transitions. A dangling link counts one more bad pass only while its mount is ``ok``
         (when ``mounts`` is given): a degraded mount's verdicts are not evidence. ``full``: the
         pass saw the whole farm, so rows of links it did not see are dropped."""
-        with self._lock:
-            digest = self._loaded_digest()
-            writes = _diff(judgements, digest, self._clock(), mounts)
-            stale = len(digest) - writes.seen if full else 0
-            if not (writes.any() or stale > 0):
-                return
-            # B-tree inserts in key order touch each page once (a first pass of 1M links).
-            writes.inserts.sort()
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                cur.executemany(
-                    "INSERT OR REPLACE INTO links (path, first_seen, last_target, last_size, "
-                    "bad_since, bad_passes) VALUES (?, ?, ?, ?, ?, ?)",
-                    writes.inserts,
-                )
-                cur.executemany(
-                    "UPDATE links SET last_size = CASE WHEN last_target IS ?1 "
-                    "THEN coalesce(?2, last_size) ELSE ?2 END, last_target = ?1, "
-                    "bad_since = NULL, bad_passes = 0 WHERE path = ?3",
-                    writes.healthy,
-                )
-                cur.executemany(
-                    "UPDATE links SET bad_passes = bad_passes + 1, "
-                    "bad_since = coalesce(bad_since, ?) WHERE path = ?",
-                    writes.worse,
-                )
-                cur.executemany(
-                    "UPDATE links SET bad_passes = 0, bad_since = NULL WHERE path = ?",
-                    writes.resets,
-                )
-                if stale > 0:
-                    self._drop_unseen(cur, judgements, digest)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                self._digest = None  # the cache may now disagree with the table; reload
-                raise
+        self.recorder().finish(judgements, full=full, mounts=mounts)
 
-    def _drop_unseen(
-        self, cur: sqlite3.Cursor, judgements: Sequence[Judgement], digest: dict[int, int]
-    ) -> None:
-        seen = {hash(j.facts.path) for j in judgements if j.verdict is not Verdict.NOT_SYMLINK}
+    def _write(self, writes: _Writes, digest: _Digest, full: bool) -> None:
+        stale = len(digest) - writes.seen if full else 0
+        if not (writes.any() or stale > 0):
+            return
+        # B-tree inserts in key order touch each page once (a first pass of 1M links).
+        writes.inserts.sort()
+        cur = self._conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.executemany(
+                "INSERT OR REPLACE INTO links (path, first_seen, last_target, last_size, "
+                "bad_since, bad_passes) VALUES (?, ?, ?, ?, ?, ?)",
+                writes.inserts,
+            )
+            cur.executemany(
+                "UPDATE links SET last_size = CASE WHEN last_target IS ?1 "
+                "THEN coalesce(?2, last_size) ELSE ?2 END, last_target = ?1, "
+                "bad_since = NULL, bad_passes = 0 WHERE path = ?3",
+                writes.healthy,
+            )
+            cur.executemany(
+                "UPDATE links SET bad_passes = bad_passes + 1, "
+                "bad_since = coalesce(bad_since, ?) WHERE path = ?",
+                writes.worse,
+            )
+            cur.executemany(
+                "UPDATE links SET bad_passes = 0, bad_since = NULL WHERE path = ?",
+                writes.resets,
+            )
+            if stale > 0:
+                self._drop_unseen(cur, digest)
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            self._digest = None  # the cache may now disagree with the table; reload
+            raise
+
+    def _drop_unseen(self, cur: sqlite3.Cursor, digest: _Digest) -> None:
+        fsdecode = os.fsdecode
         gone = [
             (path,)
             for (path,) in cur.execute("SELECT path FROM links").fetchall()
-            if hash(os.fsdecode(path)) not in seen
+            if not digest.was_seen(hash(fsdecode(path)))
         ]
         cur.executemany("DELETE FROM links WHERE path = ?", gone)
-        for (path,) in gone:
-            digest.pop(hash(os.fsdecode(path)), None)
+        self._digest = None  # rows left the table: the next pass loads the digest afresh
 
     # -- notification outbox (NOTIFY's PendingStore) -----------------------------------------
 
@@ -370,15 +385,146 @@ class _Writes:
         return bool(self.inserts or self.healthy or self.worse or self.resets)
 
 
+class _Digest:
+    """``hash(path) -> value`` of every row of ``links`` (value: ``hash(last_target)`` of a
+    healthy row, ``_STEADY_BAD`` or ``_STEADY_NONE``): two sorted arrays loaded once, plus a
+    dict for rows added since. ``seen`` marks the rows this pass met (for a full pass's drop)."""
+
+    __slots__ = ("extra", "keys", "seen", "seen_extra", "vals")
+
+    def __init__(self, keys: array[int], vals: array[int]) -> None:
+        self.keys = keys
+        self.vals = vals
+        self.extra: dict[int, int] = {}
+        self.seen = bytearray(len(keys))
+        self.seen_extra: set[int] = set()
+
+    def new_pass(self) -> None:
+        self.seen = bytearray(len(self.keys))
+        self.seen_extra = set()
+
+    def __len__(self) -> int:
+        return len(self.keys) + len(self.extra)
+
+    def __contains__(self, key: int) -> bool:
+        keys = self.keys
+        i = bisect_left(keys, key)
+        return (i < len(keys) and keys[i] == key) or key in self.extra
+
+    def visit(self, key: int) -> int | None:
+        """The value of ``key`` (``None``: no row), marking the row seen."""
+        keys = self.keys
+        i = bisect_left(keys, key)
+        if i < len(keys) and keys[i] == key:
+            self.seen[i] = 1
+            return self.vals[i]
+        have = self.extra.get(key)
+        if have is not None:
+            self.seen_extra.add(key)
+        return have
+
+    def put(self, key: int, value: int) -> None:
+        keys = self.keys
+        i = bisect_left(keys, key)
+        if i < len(keys) and keys[i] == key:
+            self.vals[i] = value
+            self.seen[i] = 1
+        else:
+            self.extra[key] = value
+            self.seen_extra.add(key)
+
+    def was_seen(self, key: int) -> bool:
+        keys = self.keys
+        i = bisect_left(keys, key)
+        if i < len(keys) and keys[i] == key:
+            return bool(self.seen[i])
+        return key in self.seen_extra
+
+
+# A healthy link whose row must change: (key, value, had a row, path, target, size, mount)
+_Pending = tuple[int, int, bool, str, str | None, int | None, str | None]
+
+
+class PassRecorder:
+    """``record_pass`` for a pass that streams: ``healthy`` takes batches of the links judged
+    ``ok`` that the pass does not keep (one hash and one bisect each; changed rows are only
+    noted), ``finish`` takes every judgement the pass kept, with the final mount states, and
+    writes everything in one transaction. Nothing touches the table before ``finish``, so the
+    histories the planner reads in between are those of the passes before."""
+
+    def __init__(self, db: StateDB) -> None:
+        self._db = db
+        with db._lock:
+            self._digest = db._loaded_digest()
+            self._digest.new_pass()
+        self._pending: list[_Pending] = []
+        self._seen = 0
+
+    def known(self, path: str) -> bool:
+        return hash(path) in self._digest
+
+    def healthy(self, batch: Iterable[LinkFacts]) -> None:
+        visit = self._digest.visit
+        pending = self._pending
+        seen = 0
+        for facts in batch:
+            seen += 1
+            key = hash(facts.path)
+            have = visit(key)
+            value = hash(facts.target)
+            if have != value:
+                pending.append((key, value, have is not None, facts.path, facts.target,
+                                facts.target_size, facts.mount))
+        self._seen += seen
+
+    def finish(
+        self,
+        judgements: Sequence[Judgement],
+        *,
+        full: bool,
+        mounts: Mapping[str, MountState] | None = None,
+    ) -> None:
+        """``judgements``: the rest of the pass (any verdict). ``mounts``: the final states; a
+        healthy link noted under a mount that is no longer ``ok`` is recorded as the old code
+        recorded its ``mount_down`` verdict (a new row without a target, nothing else)."""
+        db = self._db
+        with db._lock:
+            digest = self._digest
+            now = db._clock()
+            writes = _Writes(seen=self._seen)
+            fsencode = os.fsencode
+            for key, value, had, path, target, size, mount in self._pending:
+                if mounts is not None and not _mount_up(mount, mounts):
+                    if not had:
+                        writes.inserts.append((fsencode(path), now, None, None, None, 0))
+                        digest.put(key, _STEADY_NONE)
+                    continue
+                enc = fsencode(path)
+                raw = fsencode(target) if target is not None else None
+                if had:
+                    writes.healthy.append((raw, size, enc))
+                else:
+                    writes.inserts.append((enc, now, raw, size, None, 0))
+                digest.put(key, value)
+            self._pending = []
+            _diff(judgements, digest, now, mounts, writes)
+            db._write(writes, digest, full)
+
+
+def _mount_up(mount: str | None, mounts: Mapping[str, MountState]) -> bool:
+    state = mounts.get(mount or "")
+    return state is not None and state.up
+
+
 def _diff(
     judgements: Sequence[Judgement],
-    digest: dict[int, int],
+    digest: _Digest,
     now: float,
     mounts: Mapping[str, MountState] | None,
-) -> _Writes:
-    """The rows this pass changes (and the digest updated to match). The healthy steady state
-    costs one hash and one dict lookup per link, and no SQL."""
-    out = _Writes()
+    out: _Writes,
+) -> None:
+    """Add the rows this pass changes to ``out`` (and update the digest to match). The healthy
+    steady state costs one hash and one bisect per link, and no SQL."""
     fsencode = os.fsencode
     for j in judgements:
         verdict = j.verdict
@@ -387,7 +533,7 @@ def _diff(
         out.seen += 1
         facts = j.facts
         key = hash(facts.path)
-        have = digest.get(key)
+        have = digest.visit(key)
         if verdict is Verdict.OK:
             value = hash(facts.target)
             if have == value:
@@ -398,22 +544,21 @@ def _diff(
                 out.inserts.append((enc, now, target, facts.target_size, None, 0))
             else:
                 out.healthy.append((target, facts.target_size, enc))
-            digest[key] = value
+            digest.put(key, value)
         elif verdict is Verdict.DANGLING and _counts(j, mounts):
             if have is None:
                 out.inserts.append((fsencode(facts.path), now, None, None, now, 1))
             else:
                 out.worse.append((now, fsencode(facts.path)))
-            digest[key] = _STEADY_BAD
+            digest.put(key, _STEADY_BAD)
         elif have is None:
             out.inserts.append((fsencode(facts.path), now, None, None, None, 0))
-            digest[key] = _STEADY_NONE
+            digest.put(key, _STEADY_NONE)
         elif have == _STEADY_BAD and verdict in (Verdict.LOOP, Verdict.OUTSIDE_MOUNTS):
             # The target resolved to something (a loop, a path outside every mount): it is no
             # longer a missing file, so the dangling streak ends.
             out.resets.append((fsencode(facts.path),))
-            digest[key] = _STEADY_NONE
-    return out
+            digest.put(key, _STEADY_NONE)
 
 
 def _digest_value(target: str | None, bad_passes: int) -> int:

@@ -7,7 +7,7 @@
 The farm has the Shows/<show>/Season NN layout, 20 episodes per season, 10 % of the links
 dangling. Caches cannot be dropped here, so every command runs twice and the second (warm) run
 counts. Three things are timed: GNU find (which only finds dangling links and judges nothing),
-the scan engine alone (probe + Scanner + classify, no state DB, no report), and the whole CLI
+the scan engine alone (probe + Scanner.stream + classify, no state DB, no report), and the whole CLI
 (which also writes the state DB, plans and renders JSON). Peak RSS is each command's
 ``ru_maxrss`` (RUSAGE_CHILDREN of a wrapper that runs only that command).
 
@@ -42,9 +42,11 @@ farm, path, anchor, rc = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] or N
 t = Timeouts()
 monitor = MountMonitor([MountSettings("zurg", path, anchor, rc_url=rc,
                                       require_mountpoint=sys.argv[5] == "fuse")], t)
-result = Scanner(farm, monitor, t).scan(monitor.probe())
+stream = Scanner(farm, monitor, t).stream(monitor.probe())
 now = time.time()
-counts = collections.Counter(classify(f, result.mounts, now).verdict.value for f in result.facts)
+counts = collections.Counter()
+for batch in stream:  # batches, as a pass consumes them: the farm is never held whole
+    counts.update(classify(f, stream.result.mounts, now).verdict.value for f in batch)
 print(dict(counts))
 """
 
