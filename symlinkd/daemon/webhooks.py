@@ -153,7 +153,8 @@ class TargetIndex:
         self.ready = False  # a full pass has filled it
 
     def update(self, report: PassReport) -> None:
-        fresh: dict[str, set[str]] = {}
+        # A streaming pass keeps few judgements; it hands the whole index as target_folders.
+        fresh: dict[str, set[str]] = {k: set(v) for k, v in report.target_folders.items()}
         for j in report.judgements:
             target = j.facts.resolved or (j.facts.target if j.facts.target else None)
             if not target or not target.startswith("/"):
