@@ -81,8 +81,10 @@ NAMED_ERRNOS = [errno.ENOENT, errno.ENOTDIR, errno.ENOTCONN, errno.EIO, errno.ES
                 errno.EACCES, errno.ELOOP, None]
 
 
-@pytest.mark.parametrize(("code", "health", "timed_out"),
-                         list(itertools.product(NAMED_ERRNOS, [DOWN, HUNG, DEGRADED], [False, True])))
+@pytest.mark.parametrize(
+    ("code", "health", "timed_out"),
+    list(itertools.product(NAMED_ERRNOS, [DOWN, HUNG, DEGRADED], [False, True])),
+)
 def test_never_dangling_unless_mount_ok(code: int | None, health: MountHealth,
                                         timed_out: bool) -> None:
     judgement = classify(facts(errno=code, timed_out=timed_out), states(health), NOW)
