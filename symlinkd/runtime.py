@@ -8,9 +8,10 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import attrgetter
 from types import TracebackType
 
 import httpx
@@ -23,8 +24,10 @@ from symlinkd.executor import Executor, MountRecheck
 from symlinkd.metrics import Metrics
 from symlinkd.model import (
     ActionKind,
+    EntryKind,
     Judgement,
     LinkFacts,
+    MountHealth,
     MountState,
     PassReport,
     ScanProblem,
@@ -40,6 +43,8 @@ from symlinkd.settings import Settings
 from symlinkd.state import PassRecorder, StateDB
 
 log = structlog.get_logger("symlinkd")
+_DAY = 86400.0
+_MOUNT = attrgetter("mount")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +209,7 @@ class Runtime:
         policy = self.settings.policy
         known = recorder.known
         stream = self.scanner.stream(
-            mounts, paths, progress, size_wanted=lambda p: not known(p),
+            mounts, paths, progress, size_wanted=recorder.unknown,
             target_index=report.target_folders if options.target_index else None,
         )
         counts: Tally = Counter()
@@ -214,9 +219,10 @@ class Runtime:
         )
         live = stream.result.mounts  # the scanner marks a mount hung/down mid-pass in here
         for batch in stream:
-            judged = [classify(facts, live, now) for facts in batch]
-            counts.update([(j.facts.mount, j.verdict) for j in judged])
-            recorder.healthy(kept.sift(judged))
+            healthy = kept.sift(batch, live, now, counts)
+            for mount, n in Counter(map(_MOUNT, healthy)).items():
+                counts[(mount, Verdict.OK)] += n
+            recorder.healthy(healthy)
         report.problems.extend(stream.result.problems)
         # Judge again by the final states: a mount that hung mid-pass, then the breaker.
         scanned = stream.result.mounts
@@ -277,21 +283,32 @@ class _Keeper:
         self.known = known
         self.max_age = max_age  # older ok links are pruned by age: keep them
 
-    def sift(self, judged: list[Judgement]) -> list[LinkFacts]:
-        if self.keep_all:
+    def sift(self, batch: list[LinkFacts], mounts: Mapping[str, MountState], now: float,
+             counts: Tally) -> list[LinkFacts]:
+        """The facts of the healthy links the pass does not keep (not counted yet; nearly every
+        link of a farm: no Judgement is made for them). The rest is judged, kept and
+        counted. The healthy test is ``classify``'s own first one."""
+        up = {name for name, s in mounts.items() if s.health is MountHealth.OK}
+        if self.keep_all or not up:
+            judged = [classify(facts, mounts, now) for facts in batch]
+            counts.update([(j.facts.mount, j.verdict) for j in judged])
             self.judgements.extend(judged)
             return []
-        ok = Verdict.OK
-        max_age = self.max_age
-        keep = self.judgements.append
+        symlink = EntryKind.SYMLINK
+        max_age = self.max_age  # an older link is pruned by age: keep it
+        subtree, known = self.subtree, self.known
         healthy: list[LinkFacts] = []
-        for j in judged:
-            if j.verdict is not ok or j.age_days > max_age or (
-                self.subtree and not self.known(j.facts.path)
-            ):
-                keep(j)
-            else:
-                healthy.append(j.facts)
+        keep = self.judgements.append
+        for facts in batch:
+            if (facts.errno is None and facts.mount in up and facts.kind is symlink
+                    and not facts.timed_out and not facts.loop
+                    and (now - facts.link_mtime) / _DAY <= max_age
+                    and not (subtree and not known(facts.path))):
+                healthy.append(facts)
+                continue
+            j = classify(facts, mounts, now)
+            counts[(facts.mount, j.verdict)] += 1
+            keep(j)
         return healthy
 
 
