@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import heapq
+import itertools
+import json
 import os
 import unicodedata
 from collections import Counter
@@ -154,6 +156,36 @@ def _put_name(doc: dict[str, Any], key: str, name: str | None) -> None:
 
 
 def to_json(report: PassReport, *, all_links: bool) -> dict[str, Any]:
+    doc = _json_head(report, all_links=all_links)
+    doc["links"] = [_link_json(row) for row in rows(report, all_links=all_links)]
+    return doc
+
+
+def json_chunks(report: PassReport, *, all_links: bool, batch: int = 1000) -> Iterator[str]:
+    """``to_json`` as compact JSON text, in pieces: the links are encoded ``batch`` at a time,
+    so a farm with 100k problem links never holds 100k dicts (nor one 50 MB string)."""
+    head = json.dumps(_json_head(report, all_links=all_links), ensure_ascii=False,
+                      separators=(",", ":"))
+    # A quote inside a JSON string is escaped, so this exact text can only be the key itself.
+    before, _, after = head.partition(f'"links":{_LINKS_MARK}')
+    yield before + '"links":['
+    listed = rows(report, all_links=all_links)
+    first = True
+    while True:
+        docs = [_link_json(row) for row in itertools.islice(listed, batch)]
+        if not docs:
+            break
+        text = json.dumps(docs, ensure_ascii=False, separators=(",", ":"))[1:-1]
+        yield text if first else "," + text
+        first = False
+    yield "]" + after
+
+
+_LINKS_VALUE = "\x00links\x00"  # placeholder in the head, replaced by the links
+_LINKS_MARK = json.dumps(_LINKS_VALUE)  # as encoded in the head
+
+
+def _json_head(report: PassReport, *, all_links: bool) -> dict[str, Any]:
     counts = tally(report)
     verdicts: Counter[Verdict] = Counter()
     for (_, verdict), n in counts.items():
@@ -163,7 +195,6 @@ def to_json(report: PassReport, *, all_links: bool) -> dict[str, Any]:
     for outcome in report.outcomes:
         per = results.setdefault(outcome.planned.action.kind.value, {})
         per[outcome.result.value] = per.get(outcome.result.value, 0) + 1
-    listed = list(rows(report, all_links=all_links))
     return {
         "run_id": report.run_id,
         "kind": report.kind,
@@ -182,8 +213,8 @@ def to_json(report: PassReport, *, all_links: bool) -> dict[str, Any]:
         "refused": report.refused,
         "refused_reason": report.refused_reason,
         "links_total": report.links_total,
-        "links_listed": len(listed),
-        "links": [_link_json(row) for row in listed],
+        "links_listed": sum(1 for _ in rows(report, all_links=all_links)),
+        "links": _LINKS_VALUE,
         "problems": [_problem_json(p.path, p.errno, p.message) for p in report.problems],
         "notes": list(report.notes),
     }

@@ -17,7 +17,7 @@ from rich.live import Live
 from rich.text import Text
 
 from symlinkd.model import PassReport
-from symlinkd.report import exit_code, render, to_json
+from symlinkd.report import exit_code, json_chunks, render, to_json
 from symlinkd.runtime import PassOptions, build_runtime
 from symlinkd.settings import Settings
 
@@ -42,7 +42,15 @@ def run_pass(settings: Settings, options: PassOptions, *, show_progress: bool) -
 
 
 def show(report: PassReport, settings: Settings, *, as_json: bool, all_links: bool) -> None:
-    if as_json:
+    if as_json and not sys.stdout.isatty():
+        # Compact into a pipe, written as it is encoded: 100k problem links stay cheap.
+        sys.stdout.flush()
+        out = sys.stdout.buffer
+        for chunk in json_chunks(report, all_links=all_links):
+            out.write(chunk.encode("utf-8"))
+        out.write(b"\n")
+        out.flush()
+    elif as_json:
         write_json(to_json(report, all_links=all_links))
     else:
         render(report, stdout_console(), farm=settings.farm, all_links=all_links)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -41,6 +42,8 @@ _WINDOW_PER_WORKER = 4  # listings in flight per gate worker while the caller co
 # listed twice; in a Shows/Season farm that is a few folders per flush.
 FLUSH_RECORDS = 50_000
 _BATCH = 2048  # facts per batch handed to the caller
+_MANY = 8  # target folders per gate call while listings are fast (8 slow ones fit op_seconds)
+_FAST_LISTING = 0.002  # seconds a listing may take on average to count as fast
 
 Listing = dict[str, int]  # name -> _FILE | _DIR | _LINK
 Record = tuple[str, str, str, float]  # link path, raw target, absolute target, link mtime
@@ -59,6 +62,18 @@ def _real_listing(path: str) -> tuple[str, Listing]:
     # Outside every mount a component of the path may be a symlink into one (/data -> /mnt):
     # the real path decides which mount, if any, the target is in.
     return os.path.realpath(path), list_dir(path)
+
+
+def _timed(fn: Callable[[str], Any], parents: Sequence[str]) -> tuple[list[Any], float]:
+    """``fn`` of each parent (an ``OSError`` in place of a result), and the seconds it took."""
+    started = time.monotonic()
+    out: list[Any] = []
+    for parent in parents:
+        try:
+            out.append(fn(parent))
+        except OSError as exc:
+            out.append(exc)
+    return out, time.monotonic() - started
 
 
 def _sizes(parent: str, names: Sequence[str]) -> list[int | OSError]:
@@ -162,6 +177,7 @@ class _Pass:
         self.parent_mount: dict[str, str | None] = {}
         self.chain_listings: dict[str, tuple[str | None, Outcome | None]] = {}
         self.window = max(1, scanner.timeouts.workers_per_mount) * _WINDOW_PER_WORKER
+        self.per_call = 1  # target folders listed per gate call (see _collect_many)
 
     # ---- phase 1: walk the farm -------------------------------------------------------------
 
@@ -327,9 +343,15 @@ class _Pass:
                 self._mark(mount, MountHealth.HUNG, gate.hung_reason or str(exc))
             return mount, exc
         except OSError as exc:
-            if exc.errno == errno.ENOTCONN and mount is not None:
+            got = exc
+        return self._outcome(parent, mount, got)
+
+    def _outcome(self, parent: str, mount: str | None,
+                 got: Any) -> tuple[str | None, Outcome | None]:
+        if isinstance(got, OSError):
+            if got.errno == errno.ENOTCONN and mount is not None:
                 self._mark(mount, MountHealth.DOWN, f"ENOTCONN listing {parent} mid-pass")
-            return mount, exc
+            return mount, got
         if mount is None:
             real, listing = got
             really = self._mount_of(real) if real != parent else None
@@ -338,8 +360,42 @@ class _Pass:
                 # only if that mount is usable (the listing already touched it, bounded).
                 return really, (listing if self._usable(really) else None)
             return None, listing
-        listing = got
-        return mount, listing
+        return mount, got
+
+    def _submit_many(self, batch: list[tuple[str, str | None, list[Record]]]
+                     ) -> Future[Any] | None:
+        mount = batch[0][1]
+        if not self._usable(mount):
+            return None
+        parents = [parent for parent, _m, _r in batch]
+        if mount is None:
+            return self.monitor.gate(OUTSIDE).submit(_timed, _real_listing, parents)
+        return self.monitor.gate(mount).submit(_timed, list_dir, parents)
+
+    def _collect_many(self, batch: list[tuple[str, str | None, list[Record]]],
+                      future: Future[Any] | None
+                      ) -> Iterator[tuple[str, str | None, list[Record], Outcome | None]]:
+        mount = batch[0][1]
+        if future is None:
+            for parent, _m, records in batch:
+                yield parent, mount, records, None
+            return
+        gate = self.monitor.gate(mount if mount is not None else OUTSIDE)
+        try:
+            results, seconds = gate.wait(future)
+        except MountTimeout as exc:
+            if mount is not None:
+                self._mark(mount, MountHealth.HUNG, gate.hung_reason or str(exc))
+            for parent, _m, records in batch:
+                yield parent, mount, records, exc
+            return
+        # Listings that come back fast (local disk, a warm cache) go many to a gate call: the
+        # hand-over to a worker thread cost more than the listing. Slow ones go one by one,
+        # each with its own timeout and all the workers in parallel.
+        self.per_call = _MANY if seconds / len(batch) < _FAST_LISTING else 1
+        for (parent, _m, records), got in zip(batch, results, strict=True):
+            real_mount, outcome = self._outcome(parent, mount, got)
+            yield parent, real_mount, records, outcome
 
     def _mark(self, mount: str, health: MountHealth, detail: str) -> None:
         state = self.result.mounts.get(mount)
@@ -378,18 +434,24 @@ class _Pass:
                   ) -> Iterator[tuple[str, str | None, list[Record], Outcome | None]]:
         """(parent, mount, records, listing) per group, keeping a window of listings in flight
         so the gates' workers list while this thread turns listings into facts."""
-        pending: deque[tuple[str, str | None, list[Record], Future[Any] | None]] = deque()
+        pending: deque[tuple[list[tuple[str, str | None, list[Record]]], Future[Any] | None]]
+        pending = deque()
         while True:
             while groups and len(pending) < self.window:
-                # popitem: each group's records are freed as soon as they became facts.
-                parent, records = groups.popitem()
-                mount = self._mount_of(parent)
-                pending.append((parent, mount, records, self._submit(parent, mount)))
+                batch: list[tuple[str, str | None, list[Record]]] = []
+                while groups and len(batch) < self.per_call:
+                    # popitem: each group's records are freed as soon as they became facts.
+                    parent, records = groups.popitem()
+                    mount = self._mount_of(parent)
+                    if batch and mount != batch[0][1]:
+                        groups[parent] = records  # another mount: the next call's first
+                        break
+                    batch.append((parent, mount, records))
+                pending.append((batch, self._submit_many(batch)))
             if not pending:
                 return
-            parent, mount, records, future = pending.popleft()
-            real_mount, outcome = self._collect(parent, mount, future)
-            yield parent, real_mount, records, outcome
+            batch, future = pending.popleft()
+            yield from self._collect_many(batch, future)
 
     def _suspect(self, mount: str | None, records: list[Record], outcome: Outcome | None) -> bool:
         """A target looks gone under a healthy mount with rc: refresh before believing it."""
