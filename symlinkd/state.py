@@ -7,11 +7,12 @@ byte for byte.
 
 A farm of 1M links is normal, so a steady-state pass must not write a row per healthy link: the
 first ``known``/``record_pass`` of a process loads a compact digest of the ``links`` table
-(``hash(path) -> hash(target)`` of healthy rows, two sorted ``array('q')``: 16 bytes a row where
-a dict took ~136) and ``record_pass`` writes only new links, changed targets and dangling-state
-transitions, in one transaction. A streaming pass uses a ``PassRecorder``: healthy links are
-checked against the digest batch by batch while the walk goes on, and nothing is written before
-the pass ends (the planner reads the histories of the pass *before*).
+(``hash(path) -> hash(target)`` of healthy rows in an open-addressing table of two
+``array('q')``: ~32 bytes a row where a dict took ~136) and ``record_pass`` writes only new
+links, changed targets and dangling-state transitions, in one transaction. A streaming pass uses
+a ``PassRecorder``: healthy links are checked against the digest batch by batch while the walk
+goes on, and nothing is written before the pass ends (the planner reads the histories of the
+pass *before*).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import sys
 import threading
 import time
 from array import array
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -96,8 +96,6 @@ _STEADY_BAD = 1  # digest value of a row that is dangling (bad_passes > 0)
 _STEADY_NONE = 0  # digest value of a row with no healthy target and no bad streak
 _CHUNK = 500  # bound parameters per IN (...) query
 _RUN_COLS = "id, kind, mode, started, finished, counts, refused, undo_of"
-_BIAS = 1 << 63  # signed 64-bit hash -> unsigned, to pack (key, value) into one sortable int
-_MASK = (1 << 64) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,32 +236,35 @@ class StateDB(JournalStore):
     # -- links -------------------------------------------------------------------------------
 
     def known(self, path: str) -> bool:
-        """Whether the database has a row for ``path``. A bisect in a sorted array after the
+        """Whether the database has a row for ``path``. A few array reads after the
         first call of a process (64-bit hash digest: a collision only means one new link is not
         statted for its size)."""
-        return hash(path) in self._loaded_digest()
+        return _key(path) in self._loaded_digest()
 
     def _loaded_digest(self) -> _Digest:
         if self._digest is None:
             with self._lock:
                 decode = bytes.decode
                 enc, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
-                bias = _BIAS
-                bad_value, none_value = _STEADY_BAD + bias, _STEADY_NONE + bias
-                # One int per row while sorting, then 16 bytes a row: never a dict of 1M.
-                # (os.fsdecode inlined: two Python calls a row were a third of the load.)
-                packed = sorted(
-                    ((hash(decode(path, enc, errors)) + bias) << 64)
-                    | (bad_value if bad else none_value if target is None
-                       else hash(decode(target, enc, errors)) + bias)
-                    for path, bad, target in self._conn.execute(
-                        "SELECT path, bad_passes > 0, last_target FROM links"
-                    )
-                )
-                keys = array("q", [(p >> 64) - _BIAS for p in packed])
-                vals = array("q", [(p & _MASK) - _BIAS for p in packed])
-                del packed
-                self._digest = _Digest(keys, vals)
+                (rows,) = self._conn.execute("SELECT count(*) FROM links").fetchone()
+                digest = _Digest(int(rows))
+                keys, vals, mask = digest.keys, digest.vals, digest.mask
+                bad_value, none_value = _STEADY_BAD, _STEADY_NONE
+                # (os.fsdecode and the table's own put inlined: a million rows load here)
+                for path, bad, target in self._conn.execute(
+                    "SELECT path, bad_passes > 0, last_target FROM links"
+                ):
+                    key = hash(decode(path, enc, errors)) or 1
+                    i = key & mask
+                    while keys[i]:  # paths are the primary key: no key twice (bar collisions)
+                        if keys[i] == key:
+                            break
+                        i = (i + 1) & mask
+                    keys[i] = key
+                    vals[i] = (bad_value if bad else none_value if target is None
+                               else hash(decode(target, enc, errors)))
+                digest.rows = int(rows)
+                self._digest = digest
         return self._digest
 
     def recorder(self) -> PassRecorder:
@@ -343,7 +344,7 @@ class StateDB(JournalStore):
         gone = [
             (path,)
             for (path,) in cur.execute("SELECT path FROM links").fetchall()
-            if not digest.was_seen(hash(fsdecode(path)))
+            if not digest.was_seen(_key(fsdecode(path)))
         ]
         cur.executemany("DELETE FROM links WHERE path = ?", gone)
         self._digest = None  # rows left the table: the next pass loads the digest afresh
@@ -392,58 +393,76 @@ class _Writes:
 
 class _Digest:
     """``hash(path) -> value`` of every row of ``links`` (value: ``hash(last_target)`` of a
-    healthy row, ``_STEADY_BAD`` or ``_STEADY_NONE``): two sorted arrays loaded once, plus a
-    dict for rows added since. ``seen`` marks the rows this pass met (for a full pass's drop)."""
+    healthy row, ``_STEADY_BAD`` or ``_STEADY_NONE``), as an open-addressing table in two
+    ``array('q')`` (linear probing, at most half full: 32 bytes a row where a dict of ints took
+    ~136, and a lookup is a few array reads). Key 0 marks an empty slot, so a hash of 0 is
+    stored as 1 (``_key``). ``seen`` marks the rows this pass met (for a full pass's drop)."""
 
-    __slots__ = ("extra", "keys", "seen", "seen_extra", "vals")
+    __slots__ = ("keys", "mask", "rows", "seen", "vals")
 
-    def __init__(self, keys: array[int], vals: array[int]) -> None:
-        self.keys = keys
-        self.vals = vals
-        self.extra: dict[int, int] = {}
-        self.seen = bytearray(len(keys))
-        self.seen_extra: set[int] = set()
+    def __init__(self, expected_rows: int) -> None:
+        size = 1 << max(10, (2 * expected_rows).bit_length())
+        self.keys = array("q", bytes(8 * size))
+        self.vals = array("q", bytes(8 * size))
+        self.seen = bytearray(size)
+        self.mask = size - 1
+        self.rows = 0
 
     def new_pass(self) -> None:
         self.seen = bytearray(len(self.keys))
-        self.seen_extra = set()
 
     def __len__(self) -> int:
-        return len(self.keys) + len(self.extra)
+        return self.rows
+
+    def slot(self, key: int) -> int:
+        """Where ``key`` is, or the empty slot where it would go."""
+        keys, mask = self.keys, self.mask
+        i = key & mask
+        while True:
+            k = keys[i]
+            if k in (key, 0):
+                return i
+            i = (i + 1) & mask
 
     def __contains__(self, key: int) -> bool:
-        keys = self.keys
-        i = bisect_left(keys, key)
-        return (i < len(keys) and keys[i] == key) or key in self.extra
+        return self.keys[self.slot(key)] == key
 
     def visit(self, key: int) -> int | None:
         """The value of ``key`` (``None``: no row), marking the row seen."""
-        keys = self.keys
-        i = bisect_left(keys, key)
-        if i < len(keys) and keys[i] == key:
-            self.seen[i] = 1
-            return self.vals[i]
-        have = self.extra.get(key)
-        if have is not None:
-            self.seen_extra.add(key)
-        return have
+        i = self.slot(key)
+        if self.keys[i] != key:
+            return None
+        self.seen[i] = 1
+        return self.vals[i]
 
     def put(self, key: int, value: int) -> None:
-        keys = self.keys
-        i = bisect_left(keys, key)
-        if i < len(keys) and keys[i] == key:
-            self.vals[i] = value
-            self.seen[i] = 1
-        else:
-            self.extra[key] = value
-            self.seen_extra.add(key)
+        i = self.slot(key)
+        if self.keys[i] != key:
+            if 2 * (self.rows + 1) > len(self.keys):
+                self._grow()
+                i = self.slot(key)
+            self.keys[i] = key
+            self.rows += 1
+        self.vals[i] = value
+        self.seen[i] = 1
 
     def was_seen(self, key: int) -> bool:
-        keys = self.keys
-        i = bisect_left(keys, key)
-        if i < len(keys) and keys[i] == key:
-            return bool(self.seen[i])
-        return key in self.seen_extra
+        i = self.slot(key)
+        return self.keys[i] == key and bool(self.seen[i])
+
+    def _grow(self) -> None:
+        old = (self.keys, self.vals, self.seen)
+        bigger = _Digest(len(self.keys) // 2)  # twice the slots
+        for key, value, mark in zip(*old, strict=True):
+            if key:
+                i = bigger.slot(key)
+                bigger.keys[i], bigger.vals[i], bigger.seen[i] = key, value, mark
+        self.keys, self.vals, self.seen, self.mask = (bigger.keys, bigger.vals, bigger.seen,
+                                                     bigger.mask)
+
+
+def _key(path: str) -> int:
+    return hash(path) or 1
 
 
 # A healthy link whose row must change: (key, value, had a row, path, target, size, mount)
@@ -452,7 +471,7 @@ _Pending = tuple[int, int, bool, str, str | None, int | None, str | None]
 
 class PassRecorder:
     """``record_pass`` for a pass that streams: ``healthy`` takes batches of the links judged
-    ``ok`` that the pass does not keep (one hash and one bisect each; changed rows are only
+    ``ok`` that the pass does not keep (one hash and a probe or two each; changed rows are only
     noted), ``finish`` takes every judgement the pass kept, with the final mount states, and
     writes everything in one transaction. Nothing touches the table before ``finish``, so the
     histories the planner reads in between are those of the passes before."""
@@ -466,32 +485,40 @@ class PassRecorder:
         self._seen = 0
 
     def known(self, path: str) -> bool:
-        return hash(path) in self._digest
+        return _key(path) in self._digest
 
     def unknown(self, path: str) -> bool:
         """``not known(path)`` in one call: the scanner asks it of every healthy link."""
-        key = hash(path)
-        keys = self._digest.keys
-        i = bisect_left(keys, key)
-        return not (i < len(keys) and keys[i] == key) and key not in self._digest.extra
+        key = hash(path) or 1
+        digest = self._digest
+        keys, mask = digest.keys, digest.mask
+        i = key & mask
+        while True:  # digest.slot inlined
+            k = keys[i]
+            if k == key:
+                return False
+            if k == 0:
+                return True
+            i = (i + 1) & mask
 
     def healthy(self, batch: Iterable[LinkFacts]) -> None:
         digest = self._digest
-        keys, vals, marks, extra = digest.keys, digest.vals, digest.seen, digest.extra
-        n = len(keys)
+        keys, vals, marks, mask = digest.keys, digest.vals, digest.seen, digest.mask
         pending = self._pending
         seen = 0
-        for facts in batch:  # the steady state: a hash, a bisect, a compare (digest.visit inlined)
+        for facts in batch:  # the steady state: a hash, a probe, a compare (digest.visit inlined)
             seen += 1
-            key = hash(facts.path)
-            i = bisect_left(keys, key)
-            if i < n and keys[i] == key:
+            key = hash(facts.path) or 1
+            i = key & mask
+            while True:
+                k = keys[i]
+                if k in (key, 0):
+                    break
+                i = (i + 1) & mask
+            have: int | None = None
+            if k == key:
                 marks[i] = 1
-                have: int | None = vals[i]
-            else:
-                have = extra.get(key)
-                if have is not None:
-                    digest.seen_extra.add(key)
+                have = vals[i]
             value = hash(facts.target)
             if have != value:
                 pending.append((key, value, have is not None, facts.path, facts.target,
@@ -545,7 +572,7 @@ def _diff(
     out: _Writes,
 ) -> None:
     """Add the rows this pass changes to ``out`` (and update the digest to match). The healthy
-    steady state costs one hash and one bisect per link, and no SQL."""
+    steady state costs one hash and a probe per link, and no SQL."""
     fsencode = os.fsencode
     for j in judgements:
         verdict = j.verdict
@@ -553,7 +580,7 @@ def _diff(
             continue
         out.seen += 1
         facts = j.facts
-        key = hash(facts.path)
+        key = _key(facts.path)
         have = digest.visit(key)
         if verdict is Verdict.OK:
             value = hash(facts.target)
