@@ -181,7 +181,7 @@ def _dangling(
 
 
 def _minutes(value: float) -> str:
-    return f"{math.floor(value):d}"
+    return str(math.floor(value))
 
 
 def _gate(

@@ -138,6 +138,8 @@ def json_name(name: str | None) -> tuple[str | None, str | None]:
     """(text, base64 of the exact bytes or None): the text is exact when the name is UTF-8."""
     if name is None:
         return None, None
+    if name.isascii():  # nearly every name: exact as it is (no surrogate escapes in ASCII)
+        return name, None
     raw = _raw(name)
     try:
         return raw.decode("utf-8"), None

@@ -3,6 +3,7 @@ notify → metrics. The CLI and the daemon both build a ``Runtime`` here and now
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import threading
@@ -114,7 +115,7 @@ class Runtime:
     ) -> PassReport:
         with self._pass_lock:
             run_id = self.state.begin_run(options.kind, options.apply)
-            with _bound(run_id=run_id):
+            with _bound(run_id=run_id), _gc_paused():
                 try:
                     return self._run_pass(run_id, options, progress)
                 except Exception:
@@ -335,6 +336,21 @@ def _new_link_changes(unseen: list[Judgement]) -> list[Change]:
         for j in unseen
         if j.verdict is Verdict.OK
     ]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection during a pass. A pass allocates millions of short-lived
+    tuples and strings, which keep triggering collections that walk every live object: ~10 %
+    of a 1M-link pass. Nothing a pass makes needs the cycle collector; plain reference counting
+    still frees it all, and the cycles of other threads wait a pass at most."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @contextmanager
