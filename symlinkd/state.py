@@ -343,7 +343,9 @@ class StateDB(JournalStore):
         fsdecode = os.fsdecode
         gone = [
             (path,)
-            for (path,) in cur.execute("SELECT path FROM links").fetchall()
+            # read row by row (the list is done before the DELETEs start): at 1M rows a
+            # fetchall would hold every path at once
+            for (path,) in cur.execute("SELECT path FROM links")
             if not digest.was_seen(_key(fsdecode(path)))
         ]
         cur.executemany("DELETE FROM links WHERE path = ?", gone)
