@@ -26,13 +26,20 @@ import sqlite3
 import sys
 import threading
 import time
-from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from symlinkd.errors import StateLocked
 from symlinkd.journal import JournalAction, JournalEntry, JournalState, JournalStore
-from symlinkd.model import Judgement, LinkFacts, LinkHistory, MountState, Verdict
+from symlinkd.linkdigest import (
+    STEADY_BAD,
+    STEADY_NONE,
+    LinkDigest,
+    PassRecorder,
+    Writes,
+    link_key,
+)
+from symlinkd.model import Judgement, LinkHistory, MountState
 
 __all__ = [
     "MIGRATIONS", "JournalAction", "JournalEntry", "JournalState", "PassRecorder", "RunSummary",
@@ -92,8 +99,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_STEADY_BAD = 1  # digest value of a row that is dangling (bad_passes > 0)
-_STEADY_NONE = 0  # digest value of a row with no healthy target and no bad streak
 _CHUNK = 500  # bound parameters per IN (...) query
 _RUN_COLS = "id, kind, mode, started, finished, counts, refused, undo_of"
 
@@ -148,7 +153,7 @@ class StateDB(JournalStore):
         # can lose the last transactions, and then the farm's own unsynced renames go with them.
         self._conn.execute("PRAGMA synchronous=NORMAL")
         migrate(self._conn)
-        self._digest: _Digest | None = None
+        self._digest: LinkDigest | None = None
         super().__init__(self._conn, self._lock, clock)
 
     # -- process lock ------------------------------------------------------------------------
@@ -239,17 +244,17 @@ class StateDB(JournalStore):
         """Whether the database has a row for ``path``. A few array reads after the
         first call of a process (64-bit hash digest: a collision only means one new link is not
         statted for its size)."""
-        return _key(path) in self._loaded_digest()
+        return link_key(path) in self._loaded_digest()
 
-    def _loaded_digest(self) -> _Digest:
+    def _loaded_digest(self) -> LinkDigest:
         if self._digest is None:
             with self._lock:
                 decode = bytes.decode
                 enc, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
                 (rows,) = self._conn.execute("SELECT count(*) FROM links").fetchone()
-                digest = _Digest(int(rows))
+                digest = LinkDigest(int(rows))
                 keys, vals, mask = digest.keys, digest.vals, digest.mask
-                bad_value, none_value = _STEADY_BAD, _STEADY_NONE
+                bad_value, none_value = STEADY_BAD, STEADY_NONE
                 # (os.fsdecode and the table's own put inlined: a million rows load here)
                 for path, bad, target in self._conn.execute(
                     "SELECT path, bad_passes > 0, last_target FROM links"
@@ -302,7 +307,7 @@ class StateDB(JournalStore):
         pass saw the whole farm, so rows of links it did not see are dropped."""
         self.recorder().finish(judgements, full=full, mounts=mounts)
 
-    def _write(self, writes: _Writes, digest: _Digest, full: bool) -> None:
+    def _write(self, writes: Writes, digest: LinkDigest, full: bool) -> None:
         stale = len(digest) - writes.seen if full else 0
         if not (writes.any() or stale > 0):
             return
@@ -339,14 +344,14 @@ class StateDB(JournalStore):
             self._digest = None  # the cache may now disagree with the table; reload
             raise
 
-    def _drop_unseen(self, cur: sqlite3.Cursor, digest: _Digest) -> None:
+    def _drop_unseen(self, cur: sqlite3.Cursor, digest: LinkDigest) -> None:
         fsdecode = os.fsdecode
         gone = [
             (path,)
             # read row by row (the list is done before the DELETEs start): at 1M rows a
             # fetchall would hold every path at once
             for (path,) in cur.execute("SELECT path FROM links")
-            if not digest.was_seen(_key(fsdecode(path)))
+            if not digest.was_seen(link_key(fsdecode(path)))
         ]
         cur.executemany("DELETE FROM links WHERE path = ?", gone)
         self._digest = None  # rows left the table: the next pass loads the digest afresh
@@ -377,251 +382,6 @@ class StateDB(JournalStore):
                 "DELETE FROM pending_notifications WHERE id = ?", [(i,) for i in ids]
             )
             cur.execute("COMMIT")
-
-
-@dataclass(slots=True)
-class _Writes:
-    seen: int = 0
-    inserts: list[tuple[bytes, float, bytes | None, int | None, float | None, int]] = field(
-        default_factory=list
-    )
-    healthy: list[tuple[bytes | None, int | None, bytes]] = field(default_factory=list)
-    worse: list[tuple[float, bytes]] = field(default_factory=list)
-    resets: list[tuple[bytes]] = field(default_factory=list)
-
-    def any(self) -> bool:
-        return bool(self.inserts or self.healthy or self.worse or self.resets)
-
-
-class _Digest:
-    """``hash(path) -> value`` of every row of ``links`` (value: ``hash(last_target)`` of a
-    healthy row, ``_STEADY_BAD`` or ``_STEADY_NONE``), as an open-addressing table in two
-    ``array('q')`` (linear probing, at most half full: 32 bytes a row where a dict of ints took
-    ~136, and a lookup is a few array reads). Key 0 marks an empty slot, so a hash of 0 is
-    stored as 1 (``_key``). ``seen`` marks the rows this pass met (for a full pass's drop)."""
-
-    __slots__ = ("keys", "mask", "rows", "seen", "vals")
-
-    def __init__(self, expected_rows: int) -> None:
-        size = 1 << max(10, (2 * expected_rows).bit_length())
-        self.keys = array("q", bytes(8 * size))
-        self.vals = array("q", bytes(8 * size))
-        self.seen = bytearray(size)
-        self.mask = size - 1
-        self.rows = 0
-
-    def new_pass(self) -> None:
-        self.seen = bytearray(len(self.keys))
-
-    def __len__(self) -> int:
-        return self.rows
-
-    def slot(self, key: int) -> int:
-        """Where ``key`` is, or the empty slot where it would go."""
-        keys, mask = self.keys, self.mask
-        i = key & mask
-        while True:
-            k = keys[i]
-            if k in (key, 0):
-                return i
-            i = (i + 1) & mask
-
-    def __contains__(self, key: int) -> bool:
-        return self.keys[self.slot(key)] == key
-
-    def visit(self, key: int) -> int | None:
-        """The value of ``key`` (``None``: no row), marking the row seen."""
-        i = self.slot(key)
-        if self.keys[i] != key:
-            return None
-        self.seen[i] = 1
-        return self.vals[i]
-
-    def put(self, key: int, value: int) -> None:
-        i = self.slot(key)
-        if self.keys[i] != key:
-            if 2 * (self.rows + 1) > len(self.keys):
-                self._grow()
-                i = self.slot(key)
-            self.keys[i] = key
-            self.rows += 1
-        self.vals[i] = value
-        self.seen[i] = 1
-
-    def was_seen(self, key: int) -> bool:
-        i = self.slot(key)
-        return self.keys[i] == key and bool(self.seen[i])
-
-    def _grow(self) -> None:
-        old = (self.keys, self.vals, self.seen)
-        bigger = _Digest(len(self.keys) // 2)  # twice the slots
-        for key, value, mark in zip(*old, strict=True):
-            if key:
-                i = bigger.slot(key)
-                bigger.keys[i], bigger.vals[i], bigger.seen[i] = key, value, mark
-        self.keys, self.vals, self.seen, self.mask = (bigger.keys, bigger.vals, bigger.seen,
-                                                     bigger.mask)
-
-
-def _key(path: str) -> int:
-    return hash(path) or 1
-
-
-# A healthy link whose row must change: (key, value, had a row, path, target, size, mount)
-_Pending = tuple[int, int, bool, str, str | None, int | None, str | None]
-
-
-class PassRecorder:
-    """``record_pass`` for a pass that streams: ``healthy`` takes batches of the links judged
-    ``ok`` that the pass does not keep (one hash and a probe or two each; changed rows are only
-    noted), ``finish`` takes every judgement the pass kept, with the final mount states, and
-    writes everything in one transaction. Nothing touches the table before ``finish``, so the
-    histories the planner reads in between are those of the passes before."""
-
-    def __init__(self, db: StateDB) -> None:
-        self._db = db
-        with db._lock:
-            self._digest = db._loaded_digest()
-            self._digest.new_pass()
-        self._pending: list[_Pending] = []
-        self._seen = 0
-
-    def known(self, path: str) -> bool:
-        return _key(path) in self._digest
-
-    def unknown(self, path: str) -> bool:
-        """``not known(path)`` in one call: the scanner asks it of every healthy link."""
-        key = hash(path) or 1
-        digest = self._digest
-        keys, mask = digest.keys, digest.mask
-        i = key & mask
-        while True:  # digest.slot inlined
-            k = keys[i]
-            if k == key:
-                return False
-            if k == 0:
-                return True
-            i = (i + 1) & mask
-
-    def healthy(self, batch: Iterable[LinkFacts]) -> None:
-        digest = self._digest
-        keys, vals, marks, mask = digest.keys, digest.vals, digest.seen, digest.mask
-        pending = self._pending
-        seen = 0
-        for facts in batch:  # the steady state: a hash, a probe, a compare (digest.visit inlined)
-            seen += 1
-            key = hash(facts.path) or 1
-            i = key & mask
-            while True:
-                k = keys[i]
-                if k in (key, 0):
-                    break
-                i = (i + 1) & mask
-            have: int | None = None
-            if k == key:
-                marks[i] = 1
-                have = vals[i]
-            value = hash(facts.target)
-            if have != value:
-                pending.append((key, value, have is not None, facts.path, facts.target,
-                                facts.target_size, facts.mount))
-        self._seen += seen
-
-    def finish(
-        self,
-        judgements: Sequence[Judgement],
-        *,
-        full: bool,
-        mounts: Mapping[str, MountState] | None = None,
-    ) -> None:
-        """``judgements``: the rest of the pass (any verdict). ``mounts``: the final states; a
-        healthy link noted under a mount that is no longer ``ok`` is recorded as the old code
-        recorded its ``mount_down`` verdict (a new row without a target, nothing else)."""
-        db = self._db
-        with db._lock:
-            digest = self._digest
-            now = db._clock()
-            writes = _Writes(seen=self._seen)
-            fsencode = os.fsencode
-            for key, value, had, path, target, size, mount in self._pending:
-                if mounts is not None and not _mount_up(mount, mounts):
-                    if not had:
-                        writes.inserts.append((fsencode(path), now, None, None, None, 0))
-                        digest.put(key, _STEADY_NONE)
-                    continue
-                enc = fsencode(path)
-                raw = fsencode(target) if target is not None else None
-                if had:
-                    writes.healthy.append((raw, size, enc))
-                else:
-                    writes.inserts.append((enc, now, raw, size, None, 0))
-                digest.put(key, value)
-            self._pending = []
-            _diff(judgements, digest, now, mounts, writes)
-            db._write(writes, digest, full)
-
-
-def _mount_up(mount: str | None, mounts: Mapping[str, MountState]) -> bool:
-    state = mounts.get(mount or "")
-    return state is not None and state.up
-
-
-def _diff(
-    judgements: Sequence[Judgement],
-    digest: _Digest,
-    now: float,
-    mounts: Mapping[str, MountState] | None,
-    out: _Writes,
-) -> None:
-    """Add the rows this pass changes to ``out`` (and update the digest to match). The healthy
-    steady state costs one hash and a probe per link, and no SQL."""
-    fsencode = os.fsencode
-    for j in judgements:
-        verdict = j.verdict
-        if verdict is Verdict.NOT_SYMLINK:
-            continue
-        out.seen += 1
-        facts = j.facts
-        key = _key(facts.path)
-        have = digest.visit(key)
-        if verdict is Verdict.OK:
-            value = hash(facts.target)
-            if have == value:
-                continue
-            enc = fsencode(facts.path)
-            target = fsencode(facts.target) if facts.target is not None else None
-            if have is None:
-                out.inserts.append((enc, now, target, facts.target_size, None, 0))
-            else:
-                out.healthy.append((target, facts.target_size, enc))
-            digest.put(key, value)
-        elif verdict is Verdict.DANGLING and _counts(j, mounts):
-            if have is None:
-                out.inserts.append((fsencode(facts.path), now, None, None, now, 1))
-            else:
-                out.worse.append((now, fsencode(facts.path)))
-            digest.put(key, _STEADY_BAD)
-        elif have is None:
-            out.inserts.append((fsencode(facts.path), now, None, None, None, 0))
-            digest.put(key, _STEADY_NONE)
-        elif have == _STEADY_BAD and verdict in (Verdict.LOOP, Verdict.OUTSIDE_MOUNTS):
-            # The target resolved to something (a loop, a path outside every mount): it is no
-            # longer a missing file, so the dangling streak ends.
-            out.resets.append((fsencode(facts.path),))
-            digest.put(key, _STEADY_NONE)
-
-
-def _digest_value(target: str | None, bad_passes: int) -> int:
-    if bad_passes > 0:
-        return _STEADY_BAD
-    return hash(target) if target is not None else _STEADY_NONE
-
-
-def _counts(j: Judgement, mounts: Mapping[str, MountState] | None) -> bool:
-    if mounts is None:
-        return True
-    state = mounts.get(j.facts.mount or "")
-    return state is not None and state.up
 
 
 def _history(row: tuple[bytes, float, bytes | None, int | None, float | None, int]) -> LinkHistory:
