@@ -172,6 +172,32 @@ class PassRecorder:
                                 facts.target_size, facts.mount))
         self._seen += seen
 
+    def healthy_records(self, mount: str, records: Iterable[tuple[str, str, str, float]]
+                        ) -> None:
+        """``healthy`` for the scanner's records (path, target, absolute target, mtime) of
+        links into ``mount`` whose target resolved: no ``LinkFacts`` made for them."""
+        digest = self._digest
+        keys, vals, marks, mask = digest.keys, digest.vals, digest.seen, digest.mask
+        pending = self._pending
+        seen = 0
+        for path, target, _full, _mtime in records:  # healthy() with the fields at hand
+            seen += 1
+            key = hash(path) or 1
+            i = key & mask
+            while True:
+                k = keys[i]
+                if k in (key, 0):
+                    break
+                i = (i + 1) & mask
+            have: int | None = None
+            if k == key:
+                marks[i] = 1
+                have = vals[i]
+            value = hash(target)
+            if have != value:
+                pending.append((key, value, have is not None, path, target, None, mount))
+        self._seen += seen
+
     def finish(
         self,
         judgements: Sequence[Judgement],

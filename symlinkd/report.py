@@ -231,7 +231,12 @@ def _mount_json(name: str, path: str, state: str, detail: str) -> dict[str, Any]
 
 def _by_mount(counts: Counter[tuple[str | None, Verdict]]) -> list[dict[str, Any]]:
     per: dict[str | None, dict[str, int]] = {}
-    for (mount, verdict), n in counts.items():
+    # a stable order (mounts by name, "no mount" last; verdicts as declared), whatever order
+    # the pass met them in
+    order = {v: i for i, v in enumerate(Verdict)}
+    for (mount, verdict), n in sorted(
+        counts.items(), key=lambda kv: (kv[0][0] is None, kv[0][0] or "", order[kv[0][1]])
+    ):
         per.setdefault(mount, {})[verdict.value] = n
     return [{"mount": mount, "counts": verdicts} for mount, verdicts in per.items()]
 

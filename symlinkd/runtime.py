@@ -39,7 +39,7 @@ from symlinkd.notifiers.base import Change, ChangeCause, ChangeKind
 from symlinkd.notifiers.hub import NotifierHub, changes_from_outcomes
 from symlinkd.planner import make_plan
 from symlinkd.relink import find_candidates
-from symlinkd.scanner import Scanner
+from symlinkd.scanner import Record, Scanner
 from symlinkd.settings import Settings
 from symlinkd.state import PassRecorder, StateDB
 
@@ -209,14 +209,36 @@ class Runtime:
         the pass needs, healthy links straight to the recorder; then the breaker."""
         policy = self.settings.policy
         known = recorder.known
-        stream = self.scanner.stream(
-            mounts, paths, progress, size_wanted=recorder.unknown,
-            target_index=report.target_folders if options.target_index else None,
-        )
         counts: Tally = Counter()
         kept = _Keeper(
             keep_all=options.keep_all, subtree=bool(paths), known=known,
             max_age=policy.max_age_days if policy.max_age_days > 0 else math.inf,
+        )
+        live: dict[str, MountState] = {}
+        now_ok = MountHealth.OK
+        day = _DAY
+
+        def take(mount: str, records: list[Record], _folders: bool) -> list[Record]:
+            """The scanner's resolved links under an ``ok`` mount that the pass only counts
+            (``_Keeper.sift``'s test, on the records themselves)."""
+            state = live.get(mount)
+            if kept.keep_all or state is None or state.health is not now_ok:
+                return records
+            max_age, subtree = kept.max_age, kept.subtree
+            rest: list[Record] = []
+            taken: list[Record] = []
+            for r in records:
+                old_or_new = (now - r[3]) / day > max_age or (subtree and not known(r[0]))
+                (rest if old_or_new else taken).append(r)
+            if taken:
+                counts[(mount, Verdict.OK)] += len(taken)
+                recorder.healthy_records(mount, taken)
+            return rest
+
+        stream = self.scanner.stream(
+            mounts, paths, progress, size_wanted=recorder.unknown,
+            target_index=report.target_folders if options.target_index else None,
+            healthy=take,
         )
         live = stream.result.mounts  # the scanner marks a mount hung/down mid-pass in here
         for batch in stream:

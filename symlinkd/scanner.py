@@ -47,6 +47,8 @@ _FAST_LISTING = 0.002  # seconds a listing may take on average to count as fast
 
 Listing = dict[str, int]  # name -> _FILE | _DIR | _LINK
 Record = tuple[str, str, str, float]  # link path, raw target, absolute target, link mtime
+# (mount, records whose target resolved, targets are folders) -> the records not taken
+HealthySink = Callable[[str, list[Record], bool], list[Record]]
 Outcome = Listing | OSError | MountUnavailable
 
 
@@ -132,15 +134,20 @@ class Scanner:
         *,
         flush_records: int = FLUSH_RECORDS,
         target_index: dict[str, set[str]] | None = None,
+        healthy: HealthySink | None = None,
     ) -> ScanStream:
         """The same facts as ``scan``, in batches, so a pass never holds the whole farm.
         ``ScanStream.result.mounts`` changes while the batches come (a mount that hangs
         mid-pass); ``result.problems`` is complete once the iteration ends. ``result.facts``
         stays empty. ``target_index``, when given, is filled with target folder (the
         absolute target's parent, before any chain is followed) -> farm folders linking
-        into it."""
+        into it. ``healthy``, when given, is offered the links whose target resolved (a file
+        or a folder, no error) under a mount, per target folder, as ``Record`` tuples instead
+        of ``LinkFacts``: it returns those it did not take, which become facts as usual (a
+        pass takes the healthy links it only counts, and a million objects are never made)."""
         scan = _Pass(self, mounts, progress, size_wanted, flush_records)
         scan.target_index = target_index
+        scan.healthy = healthy
         return ScanStream(scan, paths)
 
 
@@ -172,6 +179,7 @@ class _Pass:
         self.flush_records = max(1, flush_records)
         self.buffered_at = 0  # entries walked at the last flush
         self.target_index: dict[str, set[str]] | None = None
+        self.healthy: HealthySink | None = None
         self.refreshed: set[str] = set()  # folders already refreshed through rc this pass
         self.seen = 0
         self.next_tick = _PROGRESS_EVERY
@@ -513,22 +521,30 @@ class _Pass:
             return
         cut = len(parent) + 1 if parent != "/" else 1
         sized: list[Record] = []
+        files: list[Record] = []
+        folders: list[Record] = []
         want = self.size_wanted
         for record in records:
-            path, target, full, mtime = record
-            kind = outcome.get(full[cut:])
-            if kind is None:
-                facts.append(LinkFacts(path, link, mtime, target, full, mount, errno.ENOENT))
-            elif kind == _FILE:
-                if want is not None and want(path):
+            kind = outcome.get(record[2][cut:])
+            if kind == _FILE:
+                if want is not None and want(record[0]):
                     sized.append(record)
                 else:
-                    facts.append(LinkFacts(path, link, mtime, target, full, mount))
+                    files.append(record)
             elif kind == _DIR:
-                facts.append(LinkFacts(path, link, mtime, target, full, mount,
-                                       target_is_dir=True))
+                folders.append(record)
+            elif kind is None:
+                path, target, full, mtime = record
+                facts.append(LinkFacts(path, link, mtime, target, full, mount, errno.ENOENT))
             else:
                 facts.append(self._chain(record))
+        sink = self.healthy
+        if sink is not None and mount is not None:
+            files = sink(mount, files, False) if files else files
+            folders = sink(mount, folders, True) if folders else folders
+        facts.extend(LinkFacts(p, link, m, t, full, mount) for p, t, full, m in files)
+        facts.extend(LinkFacts(p, link, m, t, full, mount, target_is_dir=True)
+                     for p, t, full, m in folders)
         if sized:
             self._emit_sized(parent, mount, sized)
 
