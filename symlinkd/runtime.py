@@ -24,12 +24,12 @@ from symlinkd.errors import UnsafePlan
 from symlinkd.executor import Executor, MountRecheck
 from symlinkd.metrics import Metrics
 from symlinkd.model import (
-    ActionKind,
     EntryKind,
     Judgement,
     LinkFacts,
     MountHealth,
     MountState,
+    OutcomeResult,
     PassReport,
     ScanProblem,
     Verdict,
@@ -261,10 +261,13 @@ class Runtime:
         counts: dict[str, int] = {}
         for (_mount, verdict), n in report.tally().items():
             counts[verdict.value] = counts.get(verdict.value, 0) + n
-        for p in report.planned:
-            if p.action.kind is not ActionKind.KEEP:
-                key = f"action:{p.action.kind.value}"
-                counts[key] = counts.get(key, 0) + 1
+        # What was done (or, in a dry run, would be), not what was planned: a refused plan or a
+        # pass stopped by SIGTERM must not be remembered as having relinked everything.
+        for outcome in report.outcomes:
+            kind = outcome.planned.action.kind.value
+            done = outcome.result in (OutcomeResult.DONE, OutcomeResult.DRY_RUN)
+            key = f"action:{kind}" if done else f"action:{kind} {outcome.result.value}"
+            counts[key] = counts.get(key, 0) + 1
         self.state.finish_run(report.run_id, counts, report.refused)
         self.metrics.scan_duration.labels(kind=options.kind).observe(
             max(0.0, report.finished - report.started)

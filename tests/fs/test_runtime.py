@@ -177,3 +177,17 @@ def test_breaker_degrades_a_mount_and_its_links_are_judged_by_it(settings: Setti
     touched = {o.planned.path for o in report.outcomes if o.result is OutcomeResult.DONE}
     assert not touched & {j.path for j in under}
     assert all(links_snapshot(loose.farm).get(j.path) == before[j.path] for j in under)
+
+
+def test_history_remembers_what_was_done_not_what_was_planned(settings: Settings) -> None:
+    tight = dataclasses.replace(
+        settings, policy=dataclasses.replace(settings.policy, max_prune=0)
+    )
+    with build_runtime(tight, registry=CollectorRegistry()) as rt:
+        refused = rt.run_pass(PassOptions(apply=True))
+        done = rt.run_pass(PassOptions(apply=True, force=True))
+        runs = {r.id: r for r in rt.state.runs()}
+    assert refused.refused is not None
+    assert not any(k.startswith("action:") for k in runs[refused.run_id].counts)
+    assert runs[done.run_id].counts.get("action:prune") == 1
+    assert runs[done.run_id].counts.get("action:relink") == 1
