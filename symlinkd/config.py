@@ -1,8 +1,9 @@
 """Loading the configuration: YAML file, then ``SYMLINKD_*`` environment overrides, then one JSON
 Schema plus semantic checks, every problem reported at once with its key path (borgmatic style).
 
-Environment overrides (documented in docs/cli.md): ``SYMLINKD_<KEY>__<KEY>...=<value>``; a double
-underscore descends one level, names are case-insensitive, a list item is chosen by index or (for
+Environment overrides (README, "Environment overrides"):
+``SYMLINKD_<KEY>__<KEY>...=<value>``; a double underscore descends one level, names are
+case-insensitive, a list item is chosen by index or (for
 ``mounts``) by name: ``SYMLINKD_POLICY__MAX_AGE_DAYS=30``, ``SYMLINKD_MOUNTS__ZURG__RC_URL=...``.
 Values are YAML (``30``, ``true``, ``null``, ``[a, b]``, ``{k: v}``), except where the schema
 wants a string: there the text is taken as is, so a token like ``0x1f`` or ``1e5`` stays a string.
