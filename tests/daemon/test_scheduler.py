@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from structlog.testing import capture_logs
 
 from symlinkd.daemon.queue import ScanQueue
 from symlinkd.daemon.scheduler import Schedule, full_pass_trigger
@@ -37,13 +38,15 @@ def test_jobs_enqueue_full_passes_and_probe_despite_probe_errors() -> None:
 
     daemon = DaemonSettings(scan_interval_minutes=0.3 / 60, probe_interval_seconds=0.2)
     schedule = Schedule(daemon, enqueue=queue.put, probe=probe)
-    schedule.start()
-    try:
-        request = queue.get(timeout=10)
-        assert probed_enough.wait(10)
-    finally:
-        schedule.shutdown()
+    with capture_logs() as logs:
+        schedule.start()
+        try:
+            request = queue.get(timeout=10)
+            assert probed_enough.wait(10)
+        finally:
+            schedule.shutdown()
     assert request is not None and request.full and request.source == "schedule"
+    assert any(e["event"] == "mount probe failed" and e["log_level"] == "error" for e in logs)
 
 
 def test_reschedule_moves_the_next_full_pass() -> None:
