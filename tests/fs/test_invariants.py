@@ -1,6 +1,6 @@
 """One test (or a pair, one per layer that enforces it) per safety invariant of ARCHITECTURE.md.
 
-Each was checked to fail with the invariant's code taken out (see the README, "Safety
+Each was checked to fail with the invariant's code taken out (see docs/repair.md, "Safety
 invariants and their tests").
 """
 
