@@ -96,7 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("paths", nargs="*", metavar="PATH",
                       help="only these subtrees/links of the farm (relative: to the current "
                            "directory inside the farm, else to the farm)")
-    scan.add_argument("--apply", action="store_true", help="carry out the plan (relink, prune)")
+    mode = scan.add_mutually_exclusive_group()
+    # The default; spelled out because admins type it (and scripts say what they mean).
+    mode.add_argument("--dry-run", action="store_true",
+                      help="only report what would be done (the default; not with --apply)")
+    mode.add_argument("--apply", action="store_true", help="carry out the plan (relink, prune)")
     scan.add_argument("--force", action="store_true",
                       help="with --apply: carry out a plan over the safety limits")
     scan.add_argument("--json", action="store_true", help="print one JSON document")
