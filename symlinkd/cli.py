@@ -1,4 +1,5 @@
-"""Command line: ``symlinkd scan|run|undo|history|quarantine purge|config check|demo``.
+"""Command line: ``symlinkd scan|run|undo|history|hold list|hold release|quarantine purge|
+config check|demo``.
 
 Exit codes: 0 all links healthy · 1 problems found (or fixed) · 2 usage or configuration error ·
 3 refused for safety (a mount not ok, a plan over the limits, the state directory held by another
@@ -121,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=_positive_int, default=20, metavar="N")
     history.set_defaults(handler=cmd_history)
 
+    _add_hold_commands(sub, common)
+
     quarantine = sub.add_parser("quarantine", help="the folder pruned links go to")
     qsub = quarantine.add_subparsers(title="commands", metavar="COMMAND")
     purge = qsub.add_parser("purge", parents=[common], help="delete old quarantined links")
@@ -141,6 +144,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def _add_hold_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    hold = sub.add_parser("hold", help="links an undo put back, which symlinkd leaves alone")
+    hsub = hold.add_subparsers(title="commands", metavar="COMMAND")
+    hold_list = hsub.add_parser("list", parents=[common], help="list the held links")
+    hold_list.add_argument("--json", action="store_true")
+    hold_list.set_defaults(handler=cmd_hold_list)
+    release = hsub.add_parser("release", parents=[common],
+                              help="let symlinkd act on held links again")
+    release.add_argument("paths", nargs="*", metavar="PATH",
+                         help="held links (relative: to the current directory inside the "
+                              "farm, else to the farm)")
+    release.add_argument("--all", action="store_true", help="release every hold")
+    release.set_defaults(handler=cmd_hold_release)
 
 
 def _positive_int(text: str) -> int:
@@ -236,6 +256,25 @@ def cmd_history(args: argparse.Namespace) -> int:
     from symlinkd.journal_cmds import cmd_history as history  # noqa: PLC0415
 
     code: int = history(settings, as_json=args.json, limit=args.limit)
+    return code
+
+
+def cmd_hold_list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from symlinkd.hold_cmds import cmd_hold_list as hold_list  # noqa: PLC0415
+
+    code: int = hold_list(settings, as_json=args.json)
+    return code
+
+
+def cmd_hold_release(args: argparse.Namespace) -> int:
+    if bool(args.paths) == args.all:
+        raise UsageError("hold release: give the held PATHs, or --all (not both)")
+    settings = _settings(args)
+    paths = scan_paths(args.paths, settings.farm, os.getcwd(), os.path.realpath(settings.farm))
+    from symlinkd.hold_cmds import cmd_hold_release as release  # noqa: PLC0415
+
+    code: int = release(settings, paths, release_all=args.all)
     return code
 
 

@@ -120,11 +120,12 @@ def _print_undo(report: UndoReport, as_json: bool, notes: list[str]) -> None:
         console.print(line)
 
 
-def _run_doc(run: RunSummary) -> dict[str, Any]:
+def _run_doc(run: RunSummary, holds: int) -> dict[str, Any]:
     return {
         "id": run.id, "kind": run.kind, "mode": run.mode, "started": run.started,
         "finished": run.finished, "counts": run.counts, "journal": run.journal,
         "refused": run.refused, "undo_of": run.undo_of,
+        "holds": holds,  # links this (undo) run still holds (`symlinkd hold list`)
     }
 
 
@@ -132,10 +133,11 @@ def cmd_history(settings: Settings, *, as_json: bool, limit: int) -> int:
     state = StateDB(settings.state_dir)
     try:
         runs = state.runs(limit)
+        holds = state.holds.count_by_run()
     finally:
         state.close()
     if as_json:
-        print(json.dumps([_run_doc(r) for r in runs], indent=2))
+        print(json.dumps([_run_doc(r, holds.get(r.id, 0)) for r in runs], indent=2))
         return 0
     console = _console()
     if not runs:
@@ -155,9 +157,15 @@ def cmd_history(settings: Settings, *, as_json: bool, limit: int) -> int:
         journal = ", ".join(f"{k} {v}" for k, v in sorted(run.journal.items()))
         note = (f"refused: {run.refused}" if run.refused
                 else f"undo of {run.undo_of}" if run.undo_of else "")
+        if holds.get(run.id):
+            note += f"; {holds[run.id]} link(s) held"
         table.add_row(run.id, run.kind, run.mode, _when(run.started), seconds, links, actions,
                       journal, note)
     console.print(table)
+    held = sum(holds.values())
+    if held:
+        console.print(f"{held} link(s) held: symlinkd leaves them alone until they change "
+                      "(`symlinkd hold list`, `symlinkd hold release PATH|--all`)")
     return 0
 
 

@@ -146,6 +146,7 @@ class Prune:
 class Skip:
     reason: str
     kind: ActionKind = ActionKind.SKIP
+    held_by: str | None = None  # the undo run whose hold stopped the action (symlinkd.holds)
 
 
 Action = Keep | Relink | Prune | Skip

@@ -13,6 +13,7 @@ import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from symlinkd.errors import UnsafePlan
 from symlinkd.model import (
@@ -30,6 +31,9 @@ from symlinkd.model import (
     Verdict,
 )
 from symlinkd.settings import Policy
+
+if TYPE_CHECKING:
+    from symlinkd.holds import Hold
 
 _KEEP = Keep()
 _KEEP_NOT_SYMLINK = Keep(reason="not a symlink; never touched")
@@ -97,10 +101,14 @@ def make_plan(  # noqa: PLR0917 -- the agreed positional signature (interfaces.m
     policy: Policy,
     farm: str,
     now: float,
+    *,
+    holds: Mapping[str, Hold] | None = None,
 ) -> Plan:
     """One action per judgement (a streaming pass gives only the judgements it kept: healthy
     links need no action). ``histories`` describe the passes *before* this one (the runtime
-    reads them before ``record_pass``); this pass is counted here."""
+    reads them before ``record_pass``); this pass is counted here. ``holds``: links an admin
+    put back with ``undo`` (still as the undo left them): whatever would be done to one is a
+    ``Skip`` naming the hold."""
     farm_root = os.path.normpath(farm)
     actions: list[PlannedAction] = []
     append = actions.append
@@ -111,7 +119,10 @@ def make_plan(  # noqa: PLR0917 -- the agreed positional signature (interfaces.m
             append(PlannedAction(j, _KEEP))  # the 1M-links fast path: no call, no lookup
             continue
         action = _decide(j, histories.get(j.facts.path), candidates, policy, now)
-        if action.kind in _MUTATING:
+        hold = holds.get(j.facts.path) if holds else None
+        if hold is not None and action.kind is not ActionKind.KEEP:
+            action = _held(action, hold)
+        elif action.kind in _MUTATING:
             action = _gate(j, action, mounts, policy, farm_root)
         append(PlannedAction(j, action))
     return Plan(actions)
@@ -178,6 +189,12 @@ def _dangling(
         f"dangling, awaiting confirmation: pass {passes} of {policy.confirm_after_passes}, "
         f"{_minutes(minutes)} of {policy.confirm_after_minutes:g} minutes"
     )
+
+
+def _held(action: Action, hold: Hold) -> Skip:
+    what = action.reason or action.kind.value
+    return Skip(f"held: {hold.describe()}; would {action.kind.value}: {what} "
+                "(`symlinkd hold release PATH` lets symlinkd act)", held_by=hold.run_id)
 
 
 def _minutes(value: float) -> str:

@@ -33,6 +33,7 @@ from symlinkd.model import (
     PlannedAction,
     Prune,
     Relink,
+    Skip,
     Verdict,
 )
 
@@ -65,6 +66,11 @@ class LinkRow:
     def new_target(self) -> str | None:
         action = self.planned.action if self.planned else None
         return action.new_target if isinstance(action, Relink) else None
+
+    @property
+    def held_by(self) -> str | None:
+        action = self.planned.action if self.planned else None
+        return action.held_by if isinstance(action, Skip) else None
 
     @property
     def reason(self) -> str:
@@ -211,6 +217,9 @@ def _json_head(report: PassReport, *, all_links: bool) -> dict[str, Any]:
         "counts": {v.value: verdicts[v] for v in Verdict},
         "counts_by_mount": _by_mount(counts),
         "actions": {a.value: actions[a] for a in ActionKind},
+        # skips because an admin's undo holds the link (`symlinkd hold list`)
+        "held": sum(1 for p in report.planned
+                    if isinstance(p.action, Skip) and p.action.held_by),
         "results": results,
         "refused": report.refused,
         "refused_reason": report.refused_reason,
@@ -250,6 +259,7 @@ def _link_json(row: LinkRow) -> dict[str, Any]:
     doc["action"] = row.action.value if row.action else None
     _put_name(doc, "new_target", row.new_target)
     doc["reason"] = row.reason
+    doc["held_by"] = row.held_by
     doc["verdict_reason"] = j.reason
     doc["mount"] = j.facts.mount
     doc["age_days"] = round(j.age_days, 2)
@@ -349,7 +359,7 @@ def _render_links(listed: list[LinkRow], console: Console, farm: str | None, tit
         table.add_column(col, overflow="fold")
     for row in listed:
         verdict = row.judgement.verdict
-        action = row.action.value if row.action else "-"
+        action = "held" if row.held_by else row.action.value if row.action else "-"
         if row.new_target and row.new_target not in row.reason:
             action += f" → {printable(row.new_target)}"
         table.add_row(Text(_short(row.judgement.path, farm)),

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from symlinkd.classifier import Tally, breaker, classify, rejudge
 from symlinkd.errors import UnsafePlan
 from symlinkd.executor import Executor, MountRecheck
+from symlinkd.holds import current_holds
 from symlinkd.metrics import Metrics
 from symlinkd.model import (
     EntryKind,
@@ -163,8 +164,12 @@ class Runtime:
             find_candidates(dangling, histories, self.monitor, mounts)
             if dangling and policy.relink else {}
         )
+        # Holds come in as data: the planner stays pure; a changed link's hold ends here.
+        holds, hold_notes = current_holds(state.holds, release=options.apply)
+        report.notes.extend(hold_notes)
         plan = make_plan(
-            judgements, mounts, histories, candidates, policy, self.settings.farm, now
+            judgements, mounts, histories, candidates, policy, self.settings.farm, now,
+            holds=holds,
         )
         report.planned = plan.actions
         try:

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from symlinkd.errors import StateLocked
+from symlinkd.holds import HoldStore
 from symlinkd.journal import JournalAction, JournalEntry, JournalState, JournalStore
 from symlinkd.linkdigest import (
     STEADY_BAD,
@@ -97,6 +98,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX journal_state ON journal (state);
     CREATE INDEX pending_target ON pending_notifications (target, id);
     """,
+    # 3: holds — links an undo put back, left alone until they change (symlinkd.holds).
+    """
+    CREATE TABLE holds (
+        path BLOB PRIMARY KEY,
+        target BLOB,
+        ino INTEGER,
+        run_id TEXT NOT NULL,
+        undo_of TEXT NOT NULL,
+        created REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 _CHUNK = 500  # bound parameters per IN (...) query
@@ -155,6 +167,7 @@ class StateDB(JournalStore):
         migrate(self._conn)
         self._digest: LinkDigest | None = None
         super().__init__(self._conn, self._lock, clock)
+        self.holds = HoldStore(self._conn, self._lock, clock)
 
     # -- process lock ------------------------------------------------------------------------
 

@@ -86,6 +86,12 @@ def undo_run(state: StateDB, run_id: str) -> UndoReport:
         if entry.old_mtime_ns is not None:
             with contextlib.suppress(OSError):
                 os.utime(entry.path, ns=(entry.old_mtime_ns, entry.old_mtime_ns))
+    # The admin undid these: the daemon must not redo them (symlinkd.holds).
+    state.holds.record(
+        (i.path for i in report.items
+         if i.action != "rmdir" and i.result in (UndoResult.RESTORED, UndoResult.ALREADY)),
+        run_id=undo_id, undo_of=run_id,
+    )
     state.finish_run(undo_id, report.tally(), None)
     return report
 
