@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from symlinkd.aftercounts import report_after
 from symlinkd.model import (
     ActionKind,
     Judgement,
@@ -195,9 +196,13 @@ _LINKS_MARK = json.dumps(_LINKS_VALUE)  # as encoded in the head
 
 def _json_head(report: PassReport, *, all_links: bool) -> dict[str, Any]:
     counts = tally(report)
+    after = report_after(report)
     verdicts: Counter[Verdict] = Counter()
     for (_, verdict), n in counts.items():
         verdicts[verdict] += n
+    verdicts_after: Counter[Verdict] = Counter()
+    for (_, verdict), n in after.items():
+        verdicts_after[verdict] += n
     actions = Counter(p.action.kind for p in report.planned)
     results: dict[str, dict[str, int]] = {}
     for outcome in report.outcomes:
@@ -214,8 +219,10 @@ def _json_head(report: PassReport, *, all_links: bool) -> dict[str, Any]:
         "exit_code": exit_code(report),
         "mounts": [_mount_json(m.name, m.path, m.health.value, m.detail)
                    for m in report.mounts.values()],
-        "counts": {v.value: verdicts[v] for v in Verdict},
-        "counts_by_mount": _by_mount(counts),
+        "counts": {v.value: verdicts[v] for v in Verdict},  # as found
+        # as the pass left the farm: relinked links ok, pruned ones gone (dry run: as found)
+        "counts_after": {v.value: verdicts_after[v] for v in Verdict},
+        "counts_by_mount": _by_mount(counts, after),
         "actions": {a.value: actions[a] for a in ActionKind},
         # skips because an admin's undo holds the link (`symlinkd hold list`)
         "held": sum(1 for p in report.planned
@@ -238,16 +245,28 @@ def _mount_json(name: str, path: str, state: str, detail: str) -> dict[str, Any]
     return doc
 
 
-def _by_mount(counts: Counter[tuple[str | None, Verdict]]) -> list[dict[str, Any]]:
-    per: dict[str | None, dict[str, int]] = {}
-    # a stable order (mounts by name, "no mount" last; verdicts as declared), whatever order
-    # the pass met them in
-    order = {v: i for i, v in enumerate(Verdict)}
-    for (mount, verdict), n in sorted(
-        counts.items(), key=lambda kv: (kv[0][0] is None, kv[0][0] or "", order[kv[0][1]])
-    ):
-        per.setdefault(mount, {})[verdict.value] = n
-    return [{"mount": mount, "counts": verdicts} for mount, verdicts in per.items()]
+def _by_mount(counts: Counter[tuple[str | None, Verdict]],
+              after: Counter[tuple[str | None, Verdict]]) -> list[dict[str, Any]]:
+    def per_mount(tallied: Counter[tuple[str | None, Verdict]]) -> dict[str | None, Any]:
+        per: dict[str | None, dict[str, int]] = {}
+        # a stable order (mounts by name, "no mount" last; verdicts as declared), whatever
+        # order the pass met them in
+        for (mount, verdict), n in sorted(tallied.items(), key=_mount_verdict_order):
+            if n or (mount, verdict) in counts:
+                per.setdefault(mount, {})[verdict.value] = n
+        return per
+
+    found, left = per_mount(counts), per_mount(after)
+    mounts = sorted(found.keys() | left.keys(), key=lambda m: (m is None, m or ""))
+    return [{"mount": m, "counts": found.get(m, {}), "after": left.get(m, {})} for m in mounts]
+
+
+_ORDER = {v: i for i, v in enumerate(Verdict)}
+
+
+def _mount_verdict_order(kv: tuple[tuple[str | None, Verdict], int]) -> tuple[bool, str, int]:
+    (mount, verdict), _n = kv
+    return mount is None, mount or "", _ORDER[verdict]
 
 
 def _link_json(row: LinkRow) -> dict[str, Any]:
@@ -334,6 +353,9 @@ def _render_counts(report: PassReport, console: Console) -> None:
     per: dict[str, Counter[Verdict]] = {name: Counter() for name in report.mounts}
     for (mount, verdict), n in tally(report).items():
         per.setdefault(mount or OUTSIDE, Counter())[verdict] += n
+    left: dict[str, Counter[Verdict]] = {}
+    for (mount, verdict), n in report_after(report).items():
+        left.setdefault(mount or OUTSIDE, Counter())[verdict] += n
     seen = [v for v in Verdict if any(c[v] for c in per.values())] or [Verdict.OK]
     table = Table(title="Links by mount and verdict", title_justify="left", show_edge=False)
     table.add_column("mount")
@@ -342,6 +364,10 @@ def _render_counts(report: PassReport, console: Console) -> None:
     table.add_column("total", justify="right")
     for mount, counts in per.items():
         table.add_row(Text(mount), *(str(counts[v]) for v in seen), str(sum(counts.values())))
+        now = left.get(mount, Counter())
+        if +now != +counts:  # the pass's actions changed this mount's links: show the result
+            table.add_row(Text("  after the actions", style="dim"),
+                          *(str(now[v]) for v in seen), str(sum(now.values())))
     console.print(table)
 
 

@@ -19,6 +19,7 @@ import httpx
 import structlog
 from prometheus_client import CollectorRegistry
 
+from symlinkd.aftercounts import counts_after
 from symlinkd.classifier import Tally, breaker, classify, rejudge
 from symlinkd.errors import UnsafePlan
 from symlinkd.executor import Executor, MountRecheck
@@ -196,7 +197,9 @@ class Runtime:
         # A walk that could not read part of the farm must not forget the links it missed.
         recorder.finish(judgements, full=not paths and not report.problems, mounts=mounts)
         if not paths:
-            self.metrics.observe_link_counts(counts, [m.name for m in self.settings.mounts])
+            # The farm as the pass leaves it: a relinked link is ok now, a pruned one gone.
+            self.metrics.observe_link_counts(counts_after(counts, report.outcomes, mounts),
+                                             [m.name for m in self.settings.mounts])
 
         if options.notify:
             changes = changes_from_outcomes(report.outcomes)
