@@ -34,6 +34,7 @@ from symlinkd.model import (
     OutcomeResult,
     PassReport,
     ScanProblem,
+    Skip,
     Verdict,
 )
 from symlinkd.mounts import MountMonitor
@@ -276,6 +277,10 @@ class Runtime:
             done = outcome.result in (OutcomeResult.DONE, OutcomeResult.DRY_RUN)
             key = f"action:{kind}" if done else f"action:{kind} {outcome.result.value}"
             counts[key] = counts.get(key, 0) + 1
+        # Links an undo holds: in `history` and the "pass finished" log line (the daemon's report).
+        held = sum(1 for p in report.planned if isinstance(p.action, Skip) and p.action.held_by)
+        if held:
+            counts["action:held"] = held
         self.state.finish_run(report.run_id, counts, report.refused)
         self.metrics.scan_duration.labels(kind=options.kind).observe(
             max(0.0, report.finished - report.started)
