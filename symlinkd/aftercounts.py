@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from symlinkd.model import (
     ActionKind,
@@ -22,7 +23,7 @@ from symlinkd.model import (
 )
 from symlinkd.planner import mount_of
 
-__all__ = ["Tally", "counts_after", "report_after"]
+__all__ = ["Tally", "by_mount", "counts_after", "report_after"]
 
 Tally = Counter[tuple[str | None, Verdict]]
 
@@ -50,3 +51,27 @@ def counts_after(
 def report_after(report: PassReport) -> Tally:
     """``counts_after`` of a finished pass."""
     return counts_after(report.tally(), report.outcomes, report.mounts)
+
+
+def by_mount(counts: Tally, after: Tally) -> list[dict[str, Any]]:
+    """The report's ``counts_by_mount``: per mount, the counts found and after the actions."""
+    def per_mount(tallied: Tally) -> dict[str | None, Any]:
+        per: dict[str | None, dict[str, int]] = {}
+        # a stable order (mounts by name, "no mount" last; verdicts as declared), whatever
+        # order the pass met them in
+        for (mount, verdict), n in sorted(tallied.items(), key=_mount_verdict_order):
+            if n or (mount, verdict) in counts:
+                per.setdefault(mount, {})[verdict.value] = n
+        return per
+
+    found, left = per_mount(counts), per_mount(after)
+    mounts = sorted(found.keys() | left.keys(), key=lambda m: (m is None, m or ""))
+    return [{"mount": m, "counts": found.get(m, {}), "after": left.get(m, {})} for m in mounts]
+
+
+_ORDER = {v: i for i, v in enumerate(Verdict)}
+
+
+def _mount_verdict_order(kv: tuple[tuple[str | None, Verdict], int]) -> tuple[bool, str, int]:
+    (mount, verdict), _n = kv
+    return mount is None, mount or "", _ORDER[verdict]

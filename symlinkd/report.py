@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from symlinkd.aftercounts import report_after
+from symlinkd.aftercounts import by_mount, report_after
 from symlinkd.model import (
     ActionKind,
     Judgement,
@@ -222,7 +222,7 @@ def _json_head(report: PassReport, *, all_links: bool) -> dict[str, Any]:
         "counts": {v.value: verdicts[v] for v in Verdict},  # as found
         # as the pass left the farm: relinked links ok, pruned ones gone (dry run: as found)
         "counts_after": {v.value: verdicts_after[v] for v in Verdict},
-        "counts_by_mount": _by_mount(counts, after),
+        "counts_by_mount": by_mount(counts, after),
         "actions": {a.value: actions[a] for a in ActionKind},
         # skips because an admin's undo holds the link (`symlinkd hold list`)
         "held": sum(1 for p in report.planned
@@ -243,30 +243,6 @@ def _mount_json(name: str, path: str, state: str, detail: str) -> dict[str, Any]
     _put_name(doc, "path", path)
     doc.update(state=state, detail=detail)
     return doc
-
-
-def _by_mount(counts: Counter[tuple[str | None, Verdict]],
-              after: Counter[tuple[str | None, Verdict]]) -> list[dict[str, Any]]:
-    def per_mount(tallied: Counter[tuple[str | None, Verdict]]) -> dict[str | None, Any]:
-        per: dict[str | None, dict[str, int]] = {}
-        # a stable order (mounts by name, "no mount" last; verdicts as declared), whatever
-        # order the pass met them in
-        for (mount, verdict), n in sorted(tallied.items(), key=_mount_verdict_order):
-            if n or (mount, verdict) in counts:
-                per.setdefault(mount, {})[verdict.value] = n
-        return per
-
-    found, left = per_mount(counts), per_mount(after)
-    mounts = sorted(found.keys() | left.keys(), key=lambda m: (m is None, m or ""))
-    return [{"mount": m, "counts": found.get(m, {}), "after": left.get(m, {})} for m in mounts]
-
-
-_ORDER = {v: i for i, v in enumerate(Verdict)}
-
-
-def _mount_verdict_order(kv: tuple[tuple[str | None, Verdict], int]) -> tuple[bool, str, int]:
-    (mount, verdict), _n = kv
-    return mount is None, mount or "", _ORDER[verdict]
 
 
 def _link_json(row: LinkRow) -> dict[str, Any]:
