@@ -40,7 +40,7 @@ class Hold:
     created: float
 
     def describe(self) -> str:
-        return f"held since undo {self.run_id} (of run {self.undo_of})"
+        return f"held by undo {self.run_id} (of run {self.undo_of})"
 
 
 class HoldStore:

@@ -193,8 +193,8 @@ def _dangling(
 
 def _held(action: Action, hold: Hold) -> Skip:
     what = action.reason or action.kind.value
-    return Skip(f"held: {hold.describe()}; would {action.kind.value}: {what} "
-                "(`symlinkd hold release PATH` lets symlinkd act)", held_by=hold.run_id)
+    return Skip(f"{hold.describe()}; would {action.kind.value}: {what}; "
+                "`symlinkd hold release PATH` lets it", held_by=hold.run_id)
 
 
 def _minutes(value: float) -> str:
