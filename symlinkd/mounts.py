@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from symlinkd import plain
 from symlinkd.errors import MountUnavailable
 from symlinkd.model import MountHealth, MountState
 from symlinkd.rclone import RcClient
@@ -111,7 +112,7 @@ class MountGate:
         except FutureTimeout:
             limit = self._timeout if timeout is None else timeout
             if not self._hung_reason:
-                self._hung_reason = f"no answer within {limit:g} s"
+                self._hung_reason = f"no answer within {plain.seconds(limit)}"
             self._abandon(future)
             raise MountTimeout(f"{self.name}: {self._hung_reason}") from None
         except CancelledError:

@@ -186,7 +186,7 @@ def _dangling(
             reason=f"dangling for {passes} passes over {_minutes(minutes)} minutes",
         )
     return Skip(
-        f"dangling, awaiting confirmation: pass {passes} of {policy.confirm_after_passes}, "
+        f"dangling, awaiting confirmation: {_passes(passes, policy.confirm_after_passes)}"
         f"{_minutes(minutes)} of {policy.confirm_after_minutes:g} minutes"
     )
 
@@ -195,6 +195,16 @@ def _held(action: Action, hold: Hold) -> Skip:
     what = action.reason or action.kind.value
     return Skip(f"{hold.describe()}; would {action.kind.value}: {what}; "
                 "`symlinkd hold release PATH` lets it", held_by=hold.run_id)
+
+
+def _passes(seen: int, needed: int) -> str:
+    """"1 of 2 passes, "; once the count is met "2 of 2 passes, confirmed; " (the minutes are
+    what is still awaited) — never "pass 3 of 2"."""
+    if seen < needed:
+        return f"{seen} of {needed} passes, "
+    if seen == needed:
+        return f"{seen} of {needed} passes, confirmed; "
+    return f"{seen} passes ({needed} needed), confirmed; "
 
 
 def _minutes(value: float) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from symlinkd import plain
 from symlinkd.model import MountHealth
 from symlinkd.mounts import MountGate, MountMonitor, MountTimeout, parse_mountinfo, state_from_error
 from symlinkd.settings import MountSettings, Timeouts
@@ -190,3 +191,24 @@ def test_process_exits_while_a_gate_thread_is_stuck() -> None:
                           timeout=GENEROUS, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "timed out"
+
+
+def test_a_timeout_is_told_in_plain_seconds() -> None:
+    """The probe waits for what is left of its deadline (4.99999 s): the reason says 5 s."""
+    gate = MountGate("zurg", workers=1, timeout=0.3)
+    release = threading.Event()
+    try:
+        with pytest.raises(MountTimeout) as caught:
+            gate.call(release.wait, GENEROUS, timeout=0.29999)
+        assert str(caught.value) == "zurg: no answer within 0.3 s"
+    finally:
+        release.set()
+        gate.close()
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (4.99999, "5 s"), (5.0, "5 s"), (0.29999, "0.3 s"), (2.5, "2.5 s"), (14.06, "14.1 s"),
+    (0.0, "0 s"), (0.004, "0 s"), (1799.6, "1799.6 s"),
+])
+def test_seconds_text(value: float, text: str) -> None:
+    assert plain.seconds(value) == text

@@ -243,3 +243,19 @@ def test_make_plan_is_one_action_per_judgement_in_order() -> None:
 )
 def test_mount_of_matches_whole_components(path: str, expected: str | None) -> None:
     assert mount_of(path, MOUNTS) == expected
+
+
+# --- plain numbers in reasons (issue 13) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(("passes", "minutes_ago", "expected"), [
+    (0, None, "dangling, awaiting confirmation: 1 of 2 passes, 0 of 60 minutes"),
+    (1, 5.0, "dangling, awaiting confirmation: 2 of 2 passes, confirmed; 5 of 60 minutes"),
+    # past the pass count, short of the minutes: never "pass 3 of 2"
+    (4, 30.0, "dangling, awaiting confirmation: 5 passes (2 needed), confirmed; 30 of 60 minutes"),
+])
+def test_awaiting_confirmation_reads_as_plain_numbers(passes: int, minutes_ago: float | None,
+                                                      expected: str) -> None:
+    planned = plan_one(j(Verdict.DANGLING), history=hist(passes, minutes_ago))
+    assert planned.action.kind is ActionKind.SKIP
+    assert planned.action.reason == expected
