@@ -22,6 +22,7 @@ from symlinkd.errors import StateLocked
 from symlinkd.metrics import Metrics
 from symlinkd.notifiers.base import Change, ChangeCause, ChangeKind
 from symlinkd.notifiers.hub import NotifierHub
+from symlinkd.scan_cmd import write_json
 from symlinkd.settings import Settings
 from symlinkd.state import RunSummary, StateDB
 from symlinkd.undo import UndoReport, UndoResult, undo_run
@@ -35,11 +36,48 @@ def _console() -> Console:
     return Console(file=sys.stdout, soft_wrap=True, width=width)
 
 
-def _counts(counts: dict[str, int]) -> tuple[str, str]:
-    """The runtime's counts as (verdicts, actions): ``"ok 22, dangling 2"``."""
-    verdicts = [f"{k} {v}" for k, v in sorted(counts.items()) if ":" not in k]
-    actions = [f"{k.split(':', 1)[1]} {v}" for k, v in sorted(counts.items()) if ":" in k]
-    return ", ".join(verdicts), ", ".join(actions)
+def _split_counts(run: RunSummary) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """A run's stored counts as (verdict -> links, action -> result -> links).
+
+    A pass stores verdicts by name and actions as ``action:KIND`` (done, or ``dry_run`` in a
+    dry run) or ``action:KIND RESULT`` (skipped, failed); an undo stores its results
+    (restored, conflict, ...), which are the results of one action, ``undo``."""
+    if run.kind == "undo":
+        return {}, ({"undo": dict(sorted(run.counts.items()))} if run.counts else {})
+    verdicts: dict[str, int] = {}
+    actions: dict[str, dict[str, int]] = {}
+    plain_result = "done" if run.mode == "apply" else "dry_run"
+    for key, n in sorted(run.counts.items()):
+        if not key.startswith("action:"):
+            verdicts[key] = n
+            continue
+        kind, _, result = key.removeprefix("action:").partition(" ")
+        if kind == "held" and not result:  # links an undo holds: skipped, not acted on
+            kind, result = "skip", "held"
+        per = actions.setdefault(kind, {})
+        per[result or plain_result] = per.get(result or plain_result, 0) + n
+    return verdicts, actions
+
+
+def _note(run: RunSummary, verdicts: dict[str, int]) -> str:
+    """Why a run did less than it could: refused, an undo, unfinished, or links left alone
+    under a mount that was not ok (exit 3 without a refused plan)."""
+    if run.refused:
+        return f"refused: {run.refused}"
+    if run.undo_of:
+        return f"undo of {run.undo_of}"
+    if run.finished is None:
+        return "unfinished: crashed, killed, or still running"
+    alone = {v: verdicts[v] for v in ("mount_down", "mount_hung") if verdicts.get(v)}
+    if alone:
+        detail = ", ".join(f"{v} {n}" for v, n in alone.items())
+        return (f"{sum(alone.values())} links under a mount that was not ok, left alone "
+                f"({detail})")
+    return ""
+
+
+def _joined(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in counts.items())
 
 
 def _when(ts: float | None) -> str:
@@ -121,10 +159,14 @@ def _print_undo(report: UndoReport, as_json: bool, notes: list[str]) -> None:
 
 
 def _run_doc(run: RunSummary, holds: int) -> dict[str, Any]:
+    verdicts, actions = _split_counts(run)
+    duration = (round(max(0.0, run.finished - run.started), 3)
+                if run.finished is not None else None)
     return {
         "id": run.id, "kind": run.kind, "mode": run.mode, "started": run.started,
-        "finished": run.finished, "counts": run.counts, "journal": run.journal,
-        "refused": run.refused, "undo_of": run.undo_of,
+        "finished": run.finished, "duration_seconds": duration, "verdicts": verdicts,
+        "actions": actions, "journal": run.journal, "refused": run.refused,
+        "undo_of": run.undo_of, "note": _note(run, verdicts),
         "holds": holds,  # links this (undo) run still holds (`symlinkd hold list`)
     }
 
@@ -137,7 +179,8 @@ def cmd_history(settings: Settings, *, as_json: bool, limit: int) -> int:
     finally:
         state.close()
     if as_json:
-        print(json.dumps([_run_doc(r, holds.get(r.id, 0)) for r in runs], indent=2))
+        # compact into a pipe, indented on a terminal
+        write_json([_run_doc(r, holds.get(r.id, 0)) for r in runs])
         return 0
     console = _console()
     if not runs:
@@ -153,14 +196,14 @@ def cmd_history(settings: Settings, *, as_json: bool, limit: int) -> int:
         table.add_column(column)
     for run in runs:
         seconds = f"{run.finished - run.started:.1f}" if run.finished else "unfinished"
-        links, actions = _counts(run.counts)
-        journal = ", ".join(f"{k} {v}" for k, v in sorted(run.journal.items()))
-        note = (f"refused: {run.refused}" if run.refused
-                else f"undo of {run.undo_of}" if run.undo_of else "")
+        verdicts, actions = _split_counts(run)
+        done = ", ".join(f"{kind} {_joined(results)}" for kind, results in actions.items())
+        journal = _joined(dict(sorted(run.journal.items())))
+        note = _note(run, verdicts)
         if holds.get(run.id):
             note += f"; {holds[run.id]} link(s) held"
-        table.add_row(run.id, run.kind, run.mode, _when(run.started), seconds, links, actions,
-                      journal, note)
+        table.add_row(run.id, run.kind, run.mode, _when(run.started), seconds,
+                      _joined(verdicts), done, journal, note)
     console.print(table)
     held = sum(holds.values())
     if held:

@@ -9,14 +9,11 @@ in ``path_b64`` (base64), so a program can still find the file.
 
 from __future__ import annotations
 
-import base64
 import heapq
 import itertools
 import json
-import os
-import unicodedata
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +21,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from symlinkd import advice, plain
 from symlinkd.aftercounts import by_mount, report_after
 from symlinkd.model import (
     ActionKind,
     Judgement,
     MountHealth,
     Outcome,
+    OutcomeResult,
     PassReport,
     PlannedAction,
     Prune,
@@ -37,6 +36,11 @@ from symlinkd.model import (
     Skip,
     Verdict,
 )
+from symlinkd.names import fs_bytes as _raw  # the names' escaping lives in symlinkd.names
+from symlinkd.names import json_name as json_name  # noqa: PLC0414 -- re-exported (was here)
+from symlinkd.names import printable as printable  # noqa: PLC0414 -- re-exported (was here)
+from symlinkd.names import put_name as _put_name
+from symlinkd.report_steps import render_next_steps, render_unavailable
 
 # Shown by default; the rest only with --json --all. A regular file in the farm (a subtitle
 # Bazarr wrote next to the link, an .nfo) is counted but is not a problem: it is never touched.
@@ -49,8 +53,6 @@ _VERDICT_STYLE = {
 }
 _HEALTH_STYLE = {MountHealth.OK: "green", MountHealth.DEGRADED: "yellow",
                  MountHealth.DOWN: "bold red", MountHealth.HUNG: "bold red"}
-# bidi overrides can make a name display as another name
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,51 +116,6 @@ def exit_code(report: PassReport) -> int:
     if report.problems or any(True for _ in rows(report, all_links=False)):
         return 1
     return 0
-
-
-# --- names ------------------------------------------------------------------------------------
-
-
-def _raw(name: str) -> bytes:
-    try:
-        return os.fsencode(name)
-    except UnicodeEncodeError:  # a surrogate that did not come from the filesystem
-        return name.encode("utf-8", "backslashreplace")
-
-
-def printable(name: str) -> str:
-    """``name`` as one safe terminal line: control/bidi characters and invalid bytes escaped."""
-    text = _raw(name).decode("utf-8", "backslashreplace")
-    out: list[str] = []
-    for char in text:
-        if char in "\n\t\r":
-            out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}[char])
-        elif unicodedata.category(char) == "Cc" or char in _BIDI:
-            code = ord(char)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def json_name(name: str | None) -> tuple[str | None, str | None]:
-    """(text, base64 of the exact bytes or None): the text is exact when the name is UTF-8."""
-    if name is None:
-        return None, None
-    if name.isascii():  # nearly every name: exact as it is (no surrogate escapes in ASCII)
-        return name, None
-    raw = _raw(name)
-    try:
-        return raw.decode("utf-8"), None
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", "backslashreplace"), base64.b64encode(raw).decode("ascii")
-
-
-def _put_name(doc: dict[str, Any], key: str, name: str | None) -> None:
-    text, b64 = json_name(name)
-    doc[key] = text
-    if b64 is not None:
-        doc[f"{key}_b64"] = b64
 
 
 # --- JSON -------------------------------------------------------------------------------------
@@ -230,12 +187,36 @@ def _json_head(report: PassReport, *, all_links: bool) -> dict[str, Any]:
         "results": results,
         "refused": report.refused,
         "refused_reason": report.refused_reason,
+        # What to do next (issue 13). Additive: `links` still lists every link (CLI contract);
+        # `mounts_not_ok` is the per-mount summary the table shows instead of those rows.
+        "refused_next_step": (advice.refusal_next_step(report.refused_reason)
+                              if report.refused else None),
+        "mounts_not_ok": [_summary_json(s)
+                          for s in advice.unavailable_mounts(report.mounts, counts)],
+        "next_steps": {v.value: advice.VERDICT_NEXT_STEP[v] for v in Verdict
+                       if verdicts[v] and v not in BENIGN},
+        "undo": undo_command(report),
         "links_total": report.links_total,
         "links_listed": sum(1 for _ in rows(report, all_links=all_links)),
         "links": _LINKS_VALUE,
         "problems": [_problem_json(p.path, p.errno, p.message) for p in report.problems],
         "notes": list(report.notes),
     }
+
+
+def undo_command(report: PassReport) -> str | None:
+    """The command that reverts an applied run, when it changed something."""
+    if report.apply and any(o.result is OutcomeResult.DONE for o in report.outcomes):
+        return f"symlinkd undo {report.run_id}"
+    return None
+
+
+def _summary_json(summary: advice.MountSummary) -> dict[str, Any]:
+    doc: dict[str, Any] = {"mount": summary.mount}
+    _put_name(doc, "path", summary.path)
+    doc.update(state=summary.state, reason=summary.reason, links=summary.links,
+               counts=summary.counts, next_step=summary.next_step)
+    return doc
 
 
 def _mount_json(name: str, path: str, state: str, detail: str) -> dict[str, Any]:
@@ -290,29 +271,49 @@ def render(
     _render_mounts(report, console)
     _render_counts(report, console)
     problems = sum(1 for _ in rows(report, all_links=False))
-    total = report.links_total if all_links else problems
+    unavailable = advice.unavailable_mounts(report.mounts, tally(report))
+    render_unavailable(unavailable, console, all_links=all_links)
+    listed = _listed(report, unavailable, all_links=all_links)
+    total = report.links_total if all_links else sum(1 for _ in listed())
     # the first `limit` by path without sorting a million rows (a whole mount down)
-    first = heapq.nsmallest(limit, rows(report, all_links=all_links),
-                            key=lambda row: _raw(row.judgement.path))
+    first = heapq.nsmallest(limit, listed(), key=lambda row: _raw(row.judgement.path))
     if first:
         title = f"{'Links' if all_links else 'Problem links'} ({total})"
         _render_links(first, console, farm, title)
         if total > limit:
             console.print(Text(f"... and {total - limit} more (all of them: --json)"))
+    render_next_steps((row.judgement.verdict for row in listed()), console)
     for problem in report.problems:
         console.print(Text(f"could not read {printable(problem.path)}: {problem.message}",
                            style="yellow"))
     if report.refused:
         console.print(Text(
             f"PLAN REFUSED ({report.refused_reason or 'unsafe'}): {report.refused}\n"
-            "Nothing was changed. Fix the cause, or re-run with --apply --force to override the "
-            "safety limits.", style="bold red"))
+            f"Nothing was changed. Next step: "
+            f"{advice.refusal_next_step(report.refused_reason)}", style="bold red"))
     _render_actions(report, console, farm, limit)
     if report.notes:  # notifications ("would send: ..." in a dry run) and forced-gate notes
         console.print(Text("Notes:", style="bold"))
         for note in report.notes:
             console.print(Text(f"  {printable(note)}", style="cyan"))
     _render_summary(report, problems, console)
+    undo = undo_command(report)
+    if undo:
+        console.print(Text(f"To revert this run: {undo}", style="bold"))
+
+
+def _listed(report: PassReport, unavailable: list[advice.MountSummary], *,
+            all_links: bool) -> Callable[[], Iterator[LinkRow]]:
+    """The rows the table lists: without ``all_links``, the links a mount summary stands for
+    are left out (a fresh iterator per call: the rows are built lazily)."""
+    down = {s.mount for s in unavailable}
+
+    def listed() -> Iterator[LinkRow]:
+        for row in rows(report, all_links=all_links):
+            j = row.judgement
+            if all_links or not advice.summarised(j.verdict, j.facts.mount, down):
+                yield row
+    return listed
 
 
 def _render_mounts(report: PassReport, console: Console) -> None:
@@ -411,7 +412,7 @@ def _render_summary(report: PassReport, problems: int, console: Console) -> None
             console.print(Text(f"mount {m.name} is {m.health.value}: nothing under it was "
                                "judged by its target or changed", style="bold red"))
     style = {0: "green", 1: "yellow"}.get(code, "bold red")
-    line = f"{report.links_total} entries, {problems} need attention, {seconds:.1f}s"
+    line = f"{report.links_total} entries, {problems} need attention, {plain.seconds(seconds)}"
     if not report.apply:
         line += " (dry run; nothing changed)"
         if any(p.action.kind in (ActionKind.RELINK, ActionKind.PRUNE) for p in report.planned):

@@ -56,7 +56,7 @@ def show(report: PassReport, settings: Settings, *, as_json: bool, all_links: bo
         render(report, stdout_console(), farm=settings.farm, all_links=all_links)
 
 
-def write_json(document: dict[str, Any]) -> None:
+def write_json(document: dict[str, Any] | list[Any]) -> None:
     """UTF-8 whatever the locale: names in the document are valid Unicode (see report.py).
     Indented for a person on a terminal; compact into a pipe, where json's indenting encoder
     (pure Python) would take ~8x longer on a farm with 100k problem links."""
