@@ -18,11 +18,16 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.links = Gauge(
-            "symlinkd_links", "Links in the farm by the mount they point into and their verdict",
+            "symlinkd_links",
+            "Links by the mount they point into and their verdict, as the last full pass left "
+            "the farm: a relinked link counts ok under its new mount, a pruned one is gone "
+            "(mount=\"none\": outside every mount)",
             ["mount", "verdict"], registry=registry,
         )
         self.mount_up = Gauge(
-            "symlinkd_mount_up", "1 when the mount answered its last probe healthy, else 0",
+            "symlinkd_mount_up",
+            "1 when the mount answered its last probe healthy, else 0 (probed every "
+            "probe_interval_seconds and by every pass)",
             ["mount"], registry=registry,
         )
         self.mount_state = Gauge(
@@ -40,16 +45,17 @@ class Metrics:
         )
         self.actions = Counter(
             "symlinkd_actions",
-            "Actions carried out on links (result: done, dry_run, skipped, failed)",
+            "Actions carried out on links (action: relink, prune; result: done, skipped, failed)",
             ["action", "result"], registry=registry,
         )
         self.unsafe_plans = Counter(
-            "symlinkd_unsafe_plans", "Plans refused by the safety gate, by reason",
+            "symlinkd_unsafe_plans",
+            "Plans refused by the safety gate (reason: mount_not_ok, max_prune, max_prune_ratio)",
             ["reason"], registry=registry,
         )
         self.notifications = Counter(
             "symlinkd_notifications",
-            "Requests to media servers (result: ok, failed, rejected, unmapped)",
+            "Requests to Plex, Jellyfin, Sonarr, Radarr (result: ok, failed, rejected, unmapped)",
             ["target", "result"], registry=registry,
         )
         self.build_info = Gauge(
