@@ -26,6 +26,7 @@ from symlinkd.config import load_settings
 from symlinkd.daemon.http import HttpContext, HttpServer
 from symlinkd.daemon.queue import ScanQueue, ScanRequest, Worker
 from symlinkd.daemon.scheduler import Schedule, full_pass_trigger
+from symlinkd.daemon.transitions import MountTransitions
 from symlinkd.daemon.watcher import FarmWatcher
 from symlinkd.daemon.webhooks import TargetIndex
 from symlinkd.errors import ConfigError, StateLocked
@@ -86,6 +87,7 @@ class Daemon:
         self._next_settings: Settings | None = None  # applied by the worker between passes
         self.queue = ScanQueue()
         self.targets = TargetIndex()
+        self.transitions = MountTransitions()  # a warning when a mount goes bad, info when back
         self.worker = Worker(self.queue, self._run_request, on_report=self.targets.update)
         self.http = HttpServer(settings.daemon.listen, HttpContext(
             registry=runtime.metrics.registry, settings=lambda: self.settings,
@@ -189,6 +191,7 @@ class Daemon:
         log.info("pass queued", kind=options.kind, source=request.source,
                  paths=len(options.paths))
         report = runtime.run_pass(options)
+        self.transitions.observe(report.mounts)  # the pass's final states (breaker included)
         _log_outcomes(report, stopping=runtime.stop.is_set())
         return report
 
@@ -224,7 +227,8 @@ class Daemon:
 
     # -- probes --------------------------------------------------------------------------------
     def _probe(self) -> None:
-        self.runtime.probe_mounts()  # the runtime of the moment: a reload swaps it
+        # the runtime of the moment: a reload swaps it
+        self.transitions.observe(self.runtime.probe_mounts())
 
     def _healthy(self) -> tuple[bool, dict[str, Any]]:
         alive = self.worker.alive()
