@@ -29,7 +29,7 @@ _POLL_SECONDS = 0.5
 
 
 class ArrCatalog(Protocol):
-    """What Sonarr and Radarr each provide (``sonarr.py``, ``radarr.py``)."""
+    """What Sonarr and Radarr each provide (``sonarr_api.py``, ``radarr_api.py``)."""
 
     target: str
     item_kind: str  # "series" / "movie", for people

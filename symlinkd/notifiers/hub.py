@@ -17,17 +17,37 @@ from symlinkd.metrics import Metrics
 from symlinkd.model import ActionKind, Outcome, OutcomeResult, Prune, PruneReason, Relink
 from symlinkd.notifiers.arr import ArrTarget
 from symlinkd.notifiers.base import ApiRequest, Change, ChangeCause, ChangeKind
-from symlinkd.notifiers.client import RetryPolicy
+from symlinkd.notifiers.client import ApiClient, RetryPolicy
 from symlinkd.notifiers.delivery import Courier, Outbox, changes_payload
 from symlinkd.notifiers.jellyfin import JellyfinTarget
 from symlinkd.notifiers.jellyfin_api import JellyfinApi
 from symlinkd.notifiers.pathmap import PathMap
 from symlinkd.notifiers.plex import PlexTarget
 from symlinkd.notifiers.plex_api import PlexApi
-from symlinkd.notifiers.radarr import RadarrCatalog
-from symlinkd.notifiers.sonarr import SonarrCatalog
-from symlinkd.notifiers.target import Target
+from symlinkd.notifiers.radarr_api import RadarrCatalog
+from symlinkd.notifiers.sonarr_api import SonarrCatalog
 from symlinkd.settings import NotifySettings
+
+
+class Target(Protocol):
+    """What every notification target (Plex, Jellyfin, Sonarr/Radarr) offers the hub."""
+
+    name: str
+
+    @property
+    def client(self) -> ApiClient: ...
+
+    def preview(self, changes: Sequence[Change]) -> list[str]:
+        """Dry run: what would be sent, without a single network call."""
+        ...
+
+    def deliver(self, changes: Sequence[Change], courier: Courier) -> None:
+        """Look up what is needed and send through ``courier``. A failed lookup raises
+        ``NotifierUnavailable`` / ``NotifierRejected``; failed sends are the courier's job."""
+        ...
+
+    def close(self) -> None: ...
+
 
 _PRUNE_CAUSE = {
     PruneReason.DANGLING: ChangeCause.PRUNE_DANGLING,

@@ -1,4 +1,5 @@
-"""Radarr v3 HTTP calls."""
+"""Radarr v3: the HTTP calls, and which movie a pruned link stands for (the one whose folder
+holds it)."""
 
 from __future__ import annotations
 
@@ -28,3 +29,8 @@ class RadarrApi(ArrApi):
         return ApiRequest.with_json(self.target, "PUT", "/api/v3/movie/editor",
                                     {"movieIds": ids, "monitored": False},
                                     label=f"unmonitor {len(ids)} movie(s)")
+
+
+class RadarrCatalog(RadarrApi):
+    def items(self, owner: Owned, link_paths: Sequence[str]) -> list[int]:
+        return [owner.id] if link_paths else []

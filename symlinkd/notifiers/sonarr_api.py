@@ -1,4 +1,5 @@
-"""Sonarr v3 HTTP calls."""
+"""Sonarr v3: the HTTP calls, and which episodes a pruned link held (matched by the episode
+file's path)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Sequence
 
 from symlinkd.notifiers.arr_api import ArrApi, Owned
 from symlinkd.notifiers.base import ApiRequest
+from symlinkd.notifiers.pathmap import is_under
 
 TARGET = "sonarr"
 
@@ -40,3 +42,14 @@ class SonarrApi(ArrApi):
         return ApiRequest.with_json(self.target, "PUT", "/api/v3/episode/monitor",
                                     {"episodeIds": ids, "monitored": False},
                                     label=f"unmonitor {len(ids)} episode(s)")
+
+
+class SonarrCatalog(SonarrApi):
+    def items(self, owner: Owned, link_paths: Sequence[str]) -> list[int]:
+        """Episode ids whose file is one of ``link_paths`` or lies under one (a pruned folder
+        link). Sonarr's ``path`` is the absolute file path in its own view."""
+        files = {file_id for file_id, path in self.episode_files(owner.id)
+                 if any(is_under(path, link) for link in link_paths)}
+        if not files:
+            return []
+        return [episode for episode, file_id in self.episodes(owner.id) if file_id in files]
