@@ -36,3 +36,16 @@ def test_links_resolve(page: Path) -> None:
         elif anchor and target.suffix == ".md" and anchor not in anchors(target):
             broken.append(f"{link}: no heading #{anchor} in {target.name}")
     assert not broken, f"{page.name}: " + "; ".join(broken)
+
+
+def test_the_readme_quickstart_config_is_valid(tmp_path: Path) -> None:
+    """The 10-line quickstart must survive `symlinkd config check` as written."""
+    from symlinkd.config import load_settings  # noqa: PLC0415
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<<'YAML'\n(.*?)^YAML$", readme, flags=re.S | re.M)
+    assert block, "no quickstart config in README.md"
+    config = tmp_path / "symlinkd.yaml"
+    config.write_text(block.group(1), encoding="utf-8")
+    settings = load_settings(str(config), {})
+    assert [m.rc_url for m in settings.mounts] == ["http://127.0.0.1:5572"]
