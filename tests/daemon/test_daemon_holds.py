@@ -38,7 +38,7 @@ def test_daemon_pass_metrics_after_relink_and_undo_holds(tmp_path: Path) -> None
         assert daemon.stop() == 0
 
     runs = json.loads(cli(config, "history", "--json").stdout)
-    relinked = next(r for r in runs if r["counts"].get("action:relink"))
+    relinked = next(r for r in runs if r["actions"].get("relink"))
     undo = cli(config, "undo", relinked["id"], "--json")
     assert undo.returncode == 0, undo.stderr
     undo_id = json.loads(undo.stdout)["run_id"]
@@ -50,7 +50,7 @@ def test_daemon_pass_metrics_after_relink_and_undo_holds(tmp_path: Path) -> None
         assert daemon.metric("symlinkd_links", mount="zurg", verdict="dangling") == 1
         assert daemon.stop() == 0
     latest = json.loads(cli(config, "history", "--json").stdout)[0]
-    assert latest["counts"].get("action:held") == 1
-    assert not latest["counts"].get("action:relink")
+    assert latest["actions"].get("skip") == {"held": 1}
+    assert not latest["actions"].get("relink")
     holds = json.loads(cli(config, "hold", "list", "--json").stdout)
     assert [(h["path"], h["run_id"]) for h in holds] == [(str(link), undo_id)]

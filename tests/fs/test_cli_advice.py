@@ -16,7 +16,7 @@ from symlinkd.demo import build_demo_farm
 from tests.fs.test_cli import cli, snapshot
 
 RUN_KEYS = {"id", "kind", "mode", "started", "finished", "duration_seconds", "verdicts",
-            "actions", "journal", "refused", "undo_of", "note"}
+            "actions", "journal", "refused", "undo_of", "note", "holds"}
 
 
 @pytest.fixture
