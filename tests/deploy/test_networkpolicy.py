@@ -14,34 +14,31 @@ PROMETHEUS_NS = {
     "overlays/openshift": {"kubernetes.io/metadata.name": "openshift-user-workload-monitoring"},
     "overlays/kubernetes": {"kubernetes.io/metadata.name": "monitoring"}}
 MEDIA_PODS = ["plex", "sonarr", "radarr", "bazarr", "sabnzbd", "riven", "rdt-client", "symlinkd"]
+OUTSIDE = ["@ingress", "@prometheus", "@other-namespace", "@internet"]
+ANYONE = "*"
 
-# (source, destination, port): the seed's data flows, plus symlinkd's
-ALLOWED = [
-    *[(app, "zurg", 9999) for app in MEDIA_PODS],           # rclone-zurg sidecars -> Zurg WebDAV
-    ("sonarr", "rdt-client", 6500), ("radarr", "rdt-client", 6500),    # magnets (scenario A)
-    ("sonarr", "sabnzbd", 8080), ("radarr", "sabnzbd", 8080),          # NZBs (scenario B)
-    ("overseerr", "sonarr", 8989), ("overseerr", "radarr", 7878),      # requests
-    ("bazarr", "sonarr", 8989), ("bazarr", "radarr", 7878),
-    ("overseerr", "plex", 32400), ("bazarr", "plex", 32400),
-    ("symlinkd", "plex", 32400), ("symlinkd", "sonarr", 8989), ("symlinkd", "radarr", 7878),
-    ("sonarr", "symlinkd", 9090), ("radarr", "symlinkd", 9090),        # webhooks
-    ("zurg", "symlinkd", 9090), ("rdt-client", "symlinkd", 9090), ("riven", "symlinkd", 9090),
-    ("riven", "sonarr", 8989), ("rdt-client", "radarr", 7878),
-    ("@ingress", "overseerr", 5055), ("@ingress", "sonarr", 8989), ("@ingress", "radarr", 7878),
-    ("@prometheus", "symlinkd", 9090),
-    ("@internet", "plex", 32400), ("@other-namespace", "plex", 32400),
-]
-DENIED = [
-    ("overseerr", "zurg", 9999), ("overseerr", "rdt-client", 6500),
-    ("overseerr", "symlinkd", 9090), ("overseerr", "sabnzbd", 8080),
-    ("plex", "sabnzbd", 8080), ("plex", "rdt-client", 6500), ("plex", "symlinkd", 9090),
-    ("plex", "sonarr", 8989),
-    ("symlinkd", "sabnzbd", 8080), ("symlinkd", "rdt-client", 6500),
-    ("@ingress", "symlinkd", 9090), ("@ingress", "zurg", 9999), ("@ingress", "plex", 5572),
-    ("@prometheus", "zurg", 9999), ("@prometheus", "sonarr", 8989),
-    ("@other-namespace", "sonarr", 8989), ("@other-namespace", "zurg", 9999),
-    ("@internet", "overseerr", 5055), ("@internet", "symlinkd", 9090),
-    ("sonarr", "overseerr", 5055), ("riven", "riven", 8080), ("symlinkd", "bazarr", 6767),
+# The data flows of the seed's three scenarios (hybrid-media-stack.md) and of symlinkd, as
+# (source, destination, port, why). Every one must be admitted, and nothing else
+# (test_nothing_else_is_admitted walks every source x destination x declared port).
+FLOWS: list[tuple[str, str, int, str]] = [
+    *[(app, "zurg", 9999, "rclone-zurg sidecar mounts Zurg's WebDAV") for app in MEDIA_PODS],
+    ("overseerr", "sonarr", 8989, "A/C: request a series"),
+    ("overseerr", "radarr", 7878, "B: request a movie"),
+    ("sonarr", "rdt-client", 6500, "A: magnet"), ("radarr", "rdt-client", 6500, "A: magnet"),
+    ("sonarr", "sabnzbd", 8080, "B: NZB"), ("radarr", "sabnzbd", 8080, "B: NZB"),
+    ("riven", "overseerr", 5055, "C: Riven reads Overseerr's requests"),
+    ("overseerr", "riven", 8080, "C: Overseerr notifies Riven"),
+    ("bazarr", "sonarr", 8989, "subtitles for series"),
+    ("bazarr", "radarr", 7878, "subtitles for movies"),
+    ("symlinkd", "sonarr", 8989, "rescan after a repair"),
+    ("symlinkd", "radarr", 7878, "rescan after a repair"),
+    ("sonarr", "symlinkd", 9090, "webhook"), ("radarr", "symlinkd", 9090, "webhook"),
+    ("zurg", "symlinkd", 9090, "on_library_update webhook"),
+    ("@prometheus", "symlinkd", 9090, "scrape /metrics"),
+    ("@ingress", "overseerr", 5055, "Route/Ingress"), ("@ingress", "sonarr", 8989, "admin UI"),
+    ("@ingress", "radarr", 7878, "admin UI"),
+    (ANYONE, "plex", 32400, "A-C: clients play (and Overseerr/Bazarr/symlinkd/Riven call Plex)"),
+    (ANYONE, "plex", 8443, "clients over TLS (nginx-tls, where the overlay has it)"),
 ]
 
 
@@ -68,16 +65,38 @@ def _check(overlay: str, src: str, dst: str, port: int) -> bool:
     return allowed(policies, NAMESPACE, pod_labels(target), _named_ports(target), port, peer)
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-@pytest.mark.parametrize(("src", "dst", "port"), ALLOWED)
-def test_data_flow_allowed(overlay: str, src: str, dst: str, port: int) -> None:
-    assert _check(overlay, src, dst, port)
+def _sources() -> list[str]:
+    return [*sorted(by_kind(list(rendered(OVERLAYS[0])), "Deployment")), *OUTSIDE]
+
+
+def _declared(overlay: str) -> list[tuple[str, int]]:
+    """(destination, port) for every container port every Deployment declares."""
+    return sorted({(name, port) for name, d in by_kind(list(rendered(overlay)), "Deployment").items()
+                   for port in _named_ports(d).values()})
+
+
+def _expected(overlay: str) -> set[tuple[str, str, int]]:
+    declared = set(_declared(overlay))
+    return {(src, dst, port) for flow_src, dst, port, _ in FLOWS if (dst, port) in declared
+            for src in (_sources() if flow_src == ANYONE else [flow_src])}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-@pytest.mark.parametrize(("src", "dst", "port"), DENIED)
-def test_other_traffic_denied(overlay: str, src: str, dst: str, port: int) -> None:
-    assert not _check(overlay, src, dst, port)
+@pytest.mark.parametrize(("src", "dst", "port", "why"), FLOWS,
+                         ids=[f"{s}->{d}:{p}" for s, d, p, _ in FLOWS])
+def test_seed_data_flow_admitted(overlay: str, src: str, dst: str, port: int, why: str) -> None:
+    if (dst, port) not in _declared(overlay):
+        pytest.skip(f"{overlay} has no {dst}:{port}")  # 8443: nginx-tls is openshift's only
+    for source in _sources() if src == ANYONE else [src]:
+        assert _check(overlay, source, dst, port), f"{source} -> {dst}:{port} ({why})"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_nothing_else_is_admitted(overlay: str) -> None:
+    admitted = {(src, dst, port) for src in _sources() for dst, port in _declared(overlay)
+                if _check(overlay, src, dst, port)}
+    assert sorted(admitted - _expected(overlay)) == []
+    assert sorted(_expected(overlay) - admitted) == []
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
