@@ -2,6 +2,9 @@
 # Installs what tests/deploy and .ci/image.sh need. Idempotent: each step checks first, so a
 # second run on a prepared machine takes a second or two.
 #   - podman buildah mmdebstrap fuse-overlayfs runc (apt): daemonless image build as root
+#   - etcd-server openssl xz-utils curl (apt): what ../shared/tools/apiserver/start.sh needs
+#     (etcd stores the real kube-apiserver that tests/deploy/test_apiserver.py starts; start.sh
+#     would otherwise apt-get etcd itself, inside a test)
 #   - promtool: Debian's prometheus package, extracted (apt-get download + dpkg -x) so no
 #     service is installed or started; lands in $SYMLINKD_TOOLS (default /opt/symlinkd-tools)
 #   - checkov in its own venv (/opt/checkov-venv): its pins clash with ours
@@ -21,7 +24,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 apt_missing=()
-for pkg in podman buildah mmdebstrap fuse-overlayfs runc; do
+for pkg in podman buildah mmdebstrap fuse-overlayfs runc etcd-server openssl xz-utils curl; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
         || apt_missing+=("$pkg")
 done
@@ -63,4 +66,4 @@ if [ "${#py_missing[@]}" -gt 0 ]; then
     quiet_pip "$PY" -m pip install -q --disable-pip-version-check "${py_missing[@]}"
 fi
 
-log "ready: promtool=$TOOLS/bin/promtool checkov=$CHECKOV_VENV/bin/checkov kubectl=$(command -v kubectl || echo missing)"
+log "ready: promtool=$TOOLS/bin/promtool checkov=$CHECKOV_VENV/bin/checkov kubectl=$(command -v kubectl || echo missing) etcd=$(command -v etcd || echo missing)"
