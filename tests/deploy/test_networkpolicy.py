@@ -71,7 +71,8 @@ def _sources() -> list[str]:
 
 def _declared(overlay: str) -> list[tuple[str, int]]:
     """(destination, port) for every container port every Deployment declares."""
-    return sorted({(name, port) for name, d in by_kind(list(rendered(overlay)), "Deployment").items()
+    deployments = by_kind(list(rendered(overlay)), "Deployment")
+    return sorted({(name, port) for name, d in deployments.items()
                    for port in _named_ports(d).values()})
 
 

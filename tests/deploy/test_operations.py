@@ -67,7 +67,7 @@ def test_sidecar_post_start_never_fails_the_pod(docs: list[Doc]) -> None:
 # -- finding 2: a crashed rclone must not leave a dead mount ------------------------------------
 
 def test_sidecar_clears_a_stale_mount_before_mounting(docs: list[Doc]) -> None:
-    for doc, spec in workloads(docs):
+    for _, spec in workloads(docs):
         for c in spec["containers"]:
             if c["name"] not in SIDECARS:
                 continue
