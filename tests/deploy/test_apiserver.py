@@ -10,6 +10,7 @@ etcd (CI installs etcd-server in .ci/deploy-tools.sh)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shlex
@@ -114,7 +115,8 @@ def test_overlay_passes_server_side_dry_run(cluster: Cluster, namespace: str,
 
 
 def _probe_pod(deployment: Doc) -> Doc:
-    template = deployment["spec"]["template"]
+    """A Pod from the Deployment's template (a copy: the render is cached and shared)."""
+    template = copy.deepcopy(deployment["spec"]["template"])
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": f"{deployment['metadata']['name']}-scc-probe",
                          "namespace": NAMESPACE,
