@@ -28,13 +28,21 @@ from jsonschema.exceptions import (  # type: ignore[import-untyped,unused-ignore
     ValidationError,
 )
 
-from symlinkd.config_checks import Key, Problems, check_semantics
+from symlinkd.config_checks import (
+    Key,
+    Problems,
+    check_semantics,
+    describe_type,
+    holds_secret,
+    secret_values,
+)
+from symlinkd.redact import MASK, redact_text
 from symlinkd.settings import Secret, Settings
 
 DEFAULT_CONFIG_PATH = "/config/symlinkd.yaml"
 CONFIG_ENV = "SYMLINKD_CONFIG"
 ENV_PREFIX = "SYMLINKD_"
-REDACTED = "<redacted>"
+REDACTED = MASK
 
 # Not configuration: the config path itself, logging/debug switches of the process, and the
 # variables Kubernetes injects for a Service named "symlinkd" (enableServiceLinks defaults to
@@ -58,6 +66,7 @@ def load_settings(path: str | None, env: Mapping[str, str]) -> Settings:
     data = _merge(_defaults(), document)
     from_env = _apply_env(data, env, problems)
     problems.origins.update(from_env)
+    problems.secrets |= secret_values(data)
     _validate_schema(data, problems)
     secrets = check_semantics(data, from_env, problems)
     problems.raise_if_any()
@@ -129,8 +138,9 @@ def _read_file(path: str, explicit: bool, problems: Problems) -> dict[str, Any]:
 
 
 def _yaml_error(exc: yaml.YAMLError) -> str:
+    # Never str(exc): PyYAML quotes the lines around the mistake, which may hold a secret.
     mark = getattr(exc, "problem_mark", None)
-    what = getattr(exc, "problem", None) or str(exc)
+    what = getattr(exc, "problem", None) or type(exc).__name__
     return f"line {mark.line + 1}, column {mark.column + 1}: {what}" if mark else what
 
 
@@ -152,6 +162,8 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str], problems: Problems)
         key = _resolve_env_key(data, parts, name, problems)
         if key is None:
             continue
+        if holds_secret(key):
+            problems.secrets.add(env[name])
         value = _env_value(env[name], _schema_at(schema, key), name, problems)
         if value is _INVALID:
             continue
@@ -244,9 +256,24 @@ def _validate_schema(data: dict[str, Any], problems: Problems) -> None:
             problems.add(key, message)
 
 
+_TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string", "null": "null",
+               "number": "a number", "integer": "an integer", "boolean": "a boolean"}
+
+
 def _describe(error: ValidationError) -> Iterator[tuple[Key, str]]:
     key: Key = tuple(error.absolute_path)
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+    if holds_secret(key) and error.validator not in ("additionalProperties", "required"):
+        # jsonschema quotes the value; here the value may be a secret.
+        got = describe_type(error.instance)
+        if error.validator == "type":
+            wanted = error.validator_value
+            wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+            words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted)
+            yield key, f"expected {words}, got {got} (not shown: this key may hold a secret)"
+        else:
+            yield key, (f"{got} fails {error.validator} {error.validator_value!r} "
+                        "(not shown: this key may hold a secret)")
+    elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = list(error.schema.get("properties", {}))
         for extra in error.instance:
             if extra not in allowed:
@@ -284,7 +311,7 @@ def _to_data(value: Any, *, redact: bool) -> Any:
             if f.name == "path_map":
                 out[f.name] = dict(item)
             elif f.name.endswith("url") and isinstance(item, str) and redact:
-                out[f.name] = _redact_url(item)
+                out[f.name] = redact_text(item)
             else:
                 out[f.name] = _to_data(item, redact=redact)
         return out
@@ -293,10 +320,6 @@ def _to_data(value: Any, *, redact: bool) -> Any:
     if isinstance(value, tuple | list):
         return [_to_data(v, redact=redact) for v in value]
     return value
-
-
-def _redact_url(url: str) -> str:
-    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", rf"\1:{REDACTED}@", url, flags=re.I)
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from symlinkd.errors import ConfigError
+from symlinkd.redact import redact
 from symlinkd.settings import Secret
 
 Key = tuple[str | int, ...]
@@ -35,6 +36,59 @@ _SECRETS: tuple[tuple[Key, str, bool], ...] = (
 )
 
 
+def holds_secret(key: Key) -> bool:
+    """True for a secret's key, anything inside it, and every section on the way to one
+    (``notify``, ``notify.plex``, ``daemon``, the root): a wrong-typed value there may be the
+    secret itself (``SYMLINKD_NOTIFY__PLEX=<token>``), so it is described by its type only."""
+    for section, name, _ in _SECRETS:
+        secret = (*section, name)
+        if key[: len(secret)] == secret or secret[: len(key)] == key:
+            return True
+    return False
+
+
+def secret_values(data: Any) -> set[str]:
+    """Every scalar found at a secret's key (``token``, ``api_key``, ``webhook_token``), as text:
+    what an error message must never show, whatever its type."""
+    found: set[str] = set()
+    for section, name, _ in _SECRETS:
+        node = _get(data, section)
+        if isinstance(node, dict) and name in node:
+            found |= _scalars(node[name])
+    return found
+
+
+def _scalars(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return {s for k, v in value.items() for s in (*_scalars(k), *_scalars(v))}
+    if isinstance(value, list):
+        return {s for v in value for s in _scalars(v)}
+    return {str(value)} if value is not None else set()
+
+
+def describe_type(value: Any) -> str:
+    """A value by its type and size, never its text (for keys that may hold a secret)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return f"a string of {_count(len(value), 'character')}"
+    if isinstance(value, list):
+        return f"a list of {_count(len(value), 'item')}"
+    if isinstance(value, dict):
+        return f"a mapping of {_count(len(value), 'key')}"
+    return f"a {type(value).__name__}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def format_key(key: Key) -> str:
     out = ""
     for index, part in enumerate(key):
@@ -54,6 +108,9 @@ class Problems:
     def __init__(self) -> None:
         self.items: list[tuple[Key, str]] = []
         self.origins: dict[Key, str] = {}
+        # Secret values seen while loading (even invalid ones): scrubbed from every message and
+        # key path on the way out, after the redaction rule's URL userinfo and parameters.
+        self.secrets: set[str] = set()
 
     def add(self, key: Key, message: str) -> None:
         if (key, message) not in self.items:
@@ -65,7 +122,9 @@ class Problems:
     def raise_if_any(self) -> None:
         if self.items:
             items = sorted(self.items, key=lambda item: _SECTION_ORDER.get(item[0][:1], 99))
-            raise ConfigError([(format_key(k), self._with_origin(k, m)) for k, m in items])
+            raise ConfigError([(redact(format_key(k), self.secrets),
+                                 redact(self._with_origin(k, m), self.secrets))
+                                for k, m in items])
 
     def _with_origin(self, key: Key, message: str) -> str:
         for end in range(len(key), 0, -1):

@@ -12,18 +12,21 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from symlinkd.redact import redact
 from symlinkd.settings import Secret, Settings
 
 REDACTED = "***"
 
 
 class SecretRedactor:
-    """Replaces ``Secret`` values and any occurrence of a known secret string (a token that made
-    it into a URL or an error message) with ``***``, in every value of the event, nested too."""
+    """Replaces ``Secret`` values, any occurrence of a known secret string (a token that made it
+    into a URL or an error message) and whatever the one redaction rule (``symlinkd.redact``:
+    URL userinfo, credential-looking parameters) calls a secret with ``***``, in every value of
+    the event, nested too. The rule covers secrets the logger was never told about, such as
+    those of a configuration a reload refused."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        # Very short strings would blank out ordinary words; a real token is longer than this.
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self._secrets = tuple(secrets)
 
     def __call__(self, logger: WrappedLogger, name: str, event: EventDict) -> EventDict:
         for key, value in list(event.items()):
@@ -34,10 +37,7 @@ class SecretRedactor:
         if isinstance(value, Secret):
             return REDACTED
         if isinstance(value, str):
-            for secret in self._secrets:
-                if secret in value:
-                    value = value.replace(secret, REDACTED)
-            return value
+            return redact(value, self._secrets, REDACTED)
         if isinstance(value, dict):
             return {k: self._clean(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
