@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import math
 import re
 import types
 from collections.abc import Iterator, Mapping
@@ -36,6 +37,7 @@ from symlinkd.config_checks import (
     holds_secret,
     secret_values,
 )
+from symlinkd.config_files import NotReadable, read_small_file
 from symlinkd.redact import MASK, redact_text
 from symlinkd.settings import Secret, Settings
 
@@ -92,14 +94,48 @@ def config_schema() -> dict[str, Any]:
 # --- file -------------------------------------------------------------------------------------
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+# A real config is a few hundred nodes; aliases may multiply that (``<<: *mount``) but a
+# "billion laughs" document expands to billions, and every later step (merge, schema, an error
+# message quoting the value) would walk all of them.
+MAX_EXPANDED_NODES = 10_000
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML keeps the last of two equal keys silently; a config that says ``farm:`` twice is a
-    mistake worth reporting."""
+    mistake worth reporting. Also refuses a document whose aliases expand past
+    ``MAX_EXPANDED_NODES``, before anything walks it."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None and _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases expand to more than {MAX_EXPANDED_NODES} values "
+                "(each *name counts in full); write the values out", node.start_mark)
+        return node
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes in ``node`` counting each alias use in full; O(distinct nodes) with ``memo``."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    memo[id(node)] = MAX_EXPANDED_NODES + 1  # a node that contains itself counts as too big
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    memo[id(node)] = size = min(size, MAX_EXPANDED_NODES + 1)
+    return size
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
+        if key_node.tag == _MERGE_TAG:  # `<<: *defaults` — the keys it brings may be overridden
+            continue
         key = loader.construct_object(key_node)
         if key in seen:
             raise yaml.constructor.ConstructorError(
@@ -114,16 +150,28 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
+def _load_yaml(text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except (ValueError, RecursionError) as exc:
+        # an integer of 5000 digits (int() refuses it), or nesting deeper than Python recurses
+        raise yaml.YAMLError(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+
+
 def _read_file(path: str, explicit: bool, problems: Problems) -> dict[str, Any]:
     try:
-        with open(path, encoding="utf-8") as handle:
-            document = yaml.load(handle, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        document = _load_yaml(read_small_file(path, MAX_CONFIG_BYTES, "config file")
+                              .decode("utf-8"))
     except FileNotFoundError:
         if explicit:
             problems.add((), f"config file {path} does not exist")
         return {}
+    except NotReadable as exc:
+        problems.add((), str(exc))
+        return {}
     except (OSError, UnicodeDecodeError) as exc:
-        problems.add((), f"cannot read config file {path}: {exc}")
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        problems.add((), f"cannot read config file {path}: {reason}")
         return {}
     except yaml.YAMLError as exc:
         problems.add((), f"{path} is not valid YAML: {_yaml_error(exc)}")
@@ -216,7 +264,7 @@ def _env_value(text: str, schema: dict[str, Any] | None, name: str, problems: Pr
             return None
         return text
     try:
-        return yaml.safe_load(text) if text.strip() else None
+        return _load_yaml(text) if text.strip() else None
     except yaml.YAMLError as exc:
         problems.add((), f"{name}: value is not valid YAML: {_yaml_error(exc)}")
         return _INVALID
@@ -252,8 +300,44 @@ def _validate_schema(data: dict[str, Any], problems: Problems) -> None:
     validator = Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     for error in errors:
+        if isinstance(error.instance, float) and not math.isfinite(error.instance):
+            continue  # _check_finite says it once, for nan too (which passes every comparison)
         for key, message in _describe(error):
             problems.add(key, message)
+    _check_finite(data, (), schema, problems)
+
+
+def _check_finite(node: Any, key: Key, schema: dict[str, Any], problems: Problems) -> None:
+    """``.inf`` and ``.nan`` are YAML floats; nan passes every minimum and maximum."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            _check_finite(value, (*key, str(name)), schema, problems)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _check_finite(value, (*key, index), schema, problems)
+    elif isinstance(node, float) and not math.isfinite(node):
+        allowed = _allowed(_schema_at(schema, key), key)
+        problems.add(key, f"{node} is not a finite number" + (f"; allowed: {allowed}"
+                                                              if allowed else ""))
+
+
+_UNITS = ("seconds", "minutes", "days", "bytes")
+
+
+def _allowed(node: dict[str, Any] | None, key: Key) -> str | None:
+    """The range a number key accepts, in words: "more than 0 up to 3600 seconds"."""
+    if not node or "maximum" not in node:
+        return None
+    name = str(key[-1]) if key else ""
+    unit = next((f" {u}" for u in _UNITS if name.endswith(f"_{u}")), "")
+    high = _number(node["maximum"])
+    if "exclusiveMinimum" in node:
+        return f"more than {_number(node['exclusiveMinimum'])} up to {high}{unit}"
+    return f"{_number(node.get('minimum', 0))} to {high}{unit}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 _TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string", "null": "null",
@@ -281,6 +365,9 @@ def _describe(error: ValidationError) -> Iterator[tuple[Key, str]]:
                 hint = (f" (did you mean {near[0]!r}?)" if near
                         else f" (allowed: {', '.join(allowed)})")
                 yield (*key, extra), f"unknown key{hint}"
+    elif error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        allowed_range = _allowed(error.schema, key)
+        yield key, error.message + (f"; allowed: {allowed_range}" if allowed_range else "")
     elif error.validator == "required":
         yield key, error.message.replace("is a required property", "is required here")
     elif error.validator == "pattern":

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from symlinkd.config_files import KIB, NotReadable, read_small_file
 from symlinkd.errors import ConfigError
 from symlinkd.redact import redact
 from symlinkd.settings import Secret
@@ -19,6 +20,8 @@ Key = tuple[str | int, ...]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*$")
+
+MAX_SECRET_BYTES = 64 * KIB
 
 # Problems are listed in the order of the sample config (stable within a section).
 _SECTION_ORDER: dict[Key, int] = {
@@ -122,8 +125,8 @@ class Problems:
     def raise_if_any(self) -> None:
         if self.items:
             items = sorted(self.items, key=lambda item: _SECTION_ORDER.get(item[0][:1], 99))
-            raise ConfigError([(redact(format_key(k), self.secrets),
-                                 redact(self._with_origin(k, m), self.secrets))
+            raise ConfigError([(_cut(redact(format_key(k), self.secrets)),
+                                 _cut(redact(self._with_origin(k, m), self.secrets)))
                                 for k, m in items])
 
     def _with_origin(self, key: Key, message: str) -> str:
@@ -134,11 +137,23 @@ class Problems:
         return message
 
 
+MAX_MESSAGE = 300
+
+
+def _cut(text: str) -> str:
+    """A message quoting a huge value is cut (after redaction: a cut must not halve a secret
+    and so slip past the scrub)."""
+    if len(text) <= MAX_MESSAGE:
+        return text
+    return f"{text[:MAX_MESSAGE - 40]}… ({len(text)} characters, cut)"
+
+
 def check_semantics(
     data: dict[str, Any], from_env: Mapping[Key, str], problems: Problems
 ) -> dict[Key, Secret]:
     """Runs every semantic check; normalises paths in ``data``; returns the secrets read, by the
     key they belong at (``("notify", "plex", "token")``)."""
+    _refuse_nul(data, (), problems)
     farm = _abs_path(data, ("farm",), problems)
     state_dir = _abs_path(data, ("state_dir",), problems)
     quarantine = _abs_path(data, ("policy", "quarantine_dir"), problems)
@@ -167,6 +182,26 @@ def check_semantics(
     _check_notify(data, problems)
     _check_daemon(data, problems)
     return _read_secrets(data, from_env, problems)
+
+
+def _refuse_nul(node: Any, key: Key, problems: Problems) -> None:
+    """A NUL byte ends a path in every system call (Python raises ValueError on it); no string
+    of the config may hold one. The value is dropped so later checks pass over it."""
+    items: list[tuple[Any, Any]] = []
+    if isinstance(node, dict):
+        items = list(node.items())
+    elif isinstance(node, list):
+        items = list(enumerate(node))
+    for name, value in items:
+        here = (*key, name)
+        if isinstance(name, str) and "\0" in name:
+            problems.add(key, f"a key contains a NUL byte ({name!r})")
+            node[name] = None
+        elif isinstance(value, str) and "\0" in value:
+            problems.add(here, "contains a NUL byte (\\0)")
+            node[name] = None
+        else:
+            _refuse_nul(value, here, problems)
 
 
 def _get(data: Any, key: Key) -> Any:
@@ -342,8 +377,11 @@ def _read_secret_file(path: str, key: Key, problems: Problems) -> Secret | None:
         problems.add(key, f"{path!r} is a relative path; use an absolute path")
         return None
     try:
-        with open(path, encoding="utf-8") as handle:
-            value = handle.read().strip()
+        value = read_small_file(path, MAX_SECRET_BYTES, "secret file").decode("utf-8").strip()
+    except NotReadable as exc:
+        hint = "; a token is a line of text" if "larger than" in str(exc) else ""
+        problems.add(key, f"{exc}{hint}")
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         problems.add(key, f"cannot read secret file {path}: {reason}")

@@ -391,10 +391,10 @@ def test_bad_secret_files(tmp_path: Path, content: str | None, message: str) -> 
 
 def test_unreadable_secret_file(tmp_path: Path) -> None:
     secret = tmp_path / "token"
-    secret.mkdir()  # reading a directory fails for root too (EISDIR)
+    secret.mkdir()  # refused for root too: only regular files are read
     path = write(tmp_path, f"daemon: {{webhook_token_file: {secret}}}\n")
     assert problems(path) == [("daemon.webhook_token_file",
-                               f"cannot read secret file {secret}: Is a directory")]
+                               f"secret file {secret} is not a regular file (a directory)")]
 
 
 def test_inline_secret_in_the_file_is_refused(tmp_path: Path) -> None:
