@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from symlinkd.config_files import KIB, NotReadable, read_small_file
+from symlinkd.config_paths import Place, relation_problems, resolve_places
 from symlinkd.errors import ConfigError
 from symlinkd.redact import redact
 from symlinkd.settings import Secret
@@ -137,7 +138,7 @@ class Problems:
         return message
 
 
-MAX_MESSAGE = 300
+MAX_MESSAGE = 1000  # a few long paths fit; a quoted 25 MB value does not
 
 
 def _cut(text: str) -> str:
@@ -158,21 +159,10 @@ def check_semantics(
     state_dir = _abs_path(data, ("state_dir",), problems)
     quarantine = _abs_path(data, ("policy", "quarantine_dir"), problems)
     mounts = _check_mounts(data, problems)
-    if farm is not None:
-        _check_farm(farm, mounts, problems)
-        for key, path, what in (
-            (("state_dir",), state_dir, "the state database"),
-            (("policy", "quarantine_dir"), quarantine, "quarantined links"),
-        ):
-            if path is None:
-                continue
-            if _inside(path, farm) or _inside(farm, path):
-                problems.add(key, f"{path} overlaps the farm ({farm}); {what} must live outside "
-                                  "it, where media servers never look")
-            for mkey, mount_name, mount_path in mounts:
-                if _inside(path, mount_path):
-                    problems.add(key, f"{path} lies inside mount {mount_name!r} ({mount_path}), "
-                                      f"a read-only FUSE mount (see {format_key(mkey)})")
+    if farm == "/":
+        problems.add(("farm",), "the farm cannot be the root directory")
+    else:
+        _check_relations(farm, state_dir, quarantine, mounts, problems)
     for key in (("policy", "include"), ("policy", "exclude")):
         globs = _get(data, key)
         for index, glob in enumerate(globs if isinstance(globs, list) else ()):
@@ -230,11 +220,6 @@ def _abs_path(data: dict[str, Any], key: Key, problems: Problems) -> str | None:
     return norm
 
 
-def _inside(path: str, root: str) -> bool:
-    """Component-wise: /mnt/media/zurg2 is not inside /mnt/media/zurg."""
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
 def _check_mounts(data: dict[str, Any], problems: Problems) -> list[tuple[Key, str, str]]:
     mounts = data.get("mounts")
     found: list[tuple[Key, str, str]] = []
@@ -268,17 +253,18 @@ def _check_mounts(data: dict[str, Any], problems: Problems) -> list[tuple[Key, s
     return found
 
 
-def _check_farm(farm: str, mounts: list[tuple[Key, str, str]], problems: Problems) -> None:
-    if farm == "/":
-        problems.add(("farm",), "the farm cannot be the root directory")
-        return
-    for key, name, path in mounts:
-        if _inside(farm, path):
-            problems.add(("farm",), f"{farm} lies inside mount {name!r} ({path}); the farm "
-                                    "must be outside every mount")
-        elif _inside(path, farm):
-            problems.add(key, f"{path} lies inside the farm ({farm}); a mount inside the farm "
-                              "would be walked as part of it")
+def _check_relations(
+    farm: str | None, state_dir: str | None, quarantine: str | None,
+    mounts: list[tuple[Key, str, str]], problems: Problems,
+) -> None:
+    """The path-relation rule of ``config_paths`` (on configured and resolved paths)."""
+    places = [Place(key, role, path, path) for key, role, path in (
+        (("farm",), "farm", farm), (("state_dir",), "state", state_dir),
+        (("policy", "quarantine_dir"), "quarantine", quarantine),
+    ) if path is not None]
+    places += [Place(key, "mount", path, path, name) for key, name, path in mounts]
+    for key, message in relation_problems(resolve_places(places)):
+        problems.add(key, message)
 
 
 def _check_url(value: Any, key: Key, problems: Problems) -> None:
