@@ -16,10 +16,13 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-import yaml
-
 from symlinkd import __version__
-from symlinkd.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, effective_config, load_settings
+from symlinkd.config import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG_PATH,
+    effective_config_text,
+    load_settings,
+)
 from symlinkd.errors import ConfigError, StateLocked, UnsafePlan
 from symlinkd.settings import Settings
 
@@ -293,9 +296,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     if not os.path.exists(source):
         source = "defaults (no config file)"
     sys.stdout.write(f"# symlinkd {__version__}: configuration is valid\n"
-                     f"# source: {source} + SYMLINKD_* environment; secrets redacted\n")
-    sys.stdout.write(yaml.safe_dump(effective_config(settings), sort_keys=False,
-                                    allow_unicode=True))
+                     f"# source: {source} + SYMLINKD_* environment; secrets by file, never "
+                     "by value\n")
+    sys.stdout.write(effective_config_text(settings))
     return EXIT_OK
 
 

@@ -79,10 +79,39 @@ def load_settings(path: str | None, env: Mapping[str, str]) -> Settings:
 
 
 def effective_config(settings: Settings) -> dict[str, Any]:
-    """The settings as plain data for ``config check``: secrets replaced by ``<redacted>``, and the
-    password of any ``user:password@`` URL too."""
+    """The settings as plain data that loads back as the same settings: a secret read from a file
+    appears as its ``*_file`` path, one from the environment not at all (``secrets_not_shown``
+    names it), an unset one not at all; URL credentials are ``<redacted>`` (the one redaction
+    rule), the only thing that does not load back as it was."""
     data: dict[str, Any] = _to_data(settings, redact=True)
     return data
+
+
+def effective_config_text(settings: Settings) -> str:
+    """``effective_config`` as YAML, after comments naming what it leaves out."""
+    lines = [f"# {key}: from {origin} (not shown; set it there again to use this output)"
+             for key, origin in secrets_not_shown(settings)]
+    text = yaml.safe_dump(effective_config(settings), sort_keys=False, allow_unicode=True)
+    if REDACTED in text:
+        lines.append(f"# URL credentials are shown as {REDACTED}: put them back to use this "
+                     "output")
+    return "".join(f"{line}\n" for line in lines) + text
+
+
+def secrets_not_shown(settings: Settings) -> list[tuple[str, str]]:
+    """(key path, where it came from) of each secret that ``effective_config`` cannot name by a
+    file: those given as values (environment variables)."""
+    found: list[tuple[str, str]] = []
+
+    def walk(value: Any, key: str) -> None:
+        if is_dataclass(value) and not isinstance(value, type):
+            for f in fields(value):
+                walk(getattr(value, f.name), f"{key}.{f.name}" if key else f.name)
+        elif isinstance(value, Secret) and value.file is None:
+            found.append((key, value.env or "a value given in code"))
+
+    walk(settings, "")
+    return found
 
 
 def config_schema() -> dict[str, Any]:
@@ -399,11 +428,15 @@ def _to_data(value: Any, *, redact: bool) -> Any:
                 out[f.name] = dict(item)
             elif f.name.endswith("url") and isinstance(item, str) and redact:
                 out[f.name] = redact_text(item)
+            elif f.name in _SECRET_KEYS and redact:
+                # by its file, or not at all: `webhook_token: <redacted>` would not load back
+                if isinstance(item, Secret) and item.file is not None:
+                    out[_SECRET_KEYS[f.name]] = item.file
             else:
                 out[f.name] = _to_data(item, redact=redact)
         return out
     if isinstance(value, Secret):
-        return REDACTED if redact else value.reveal()
+        return REDACTED if redact else value.reveal()  # not reached for settings' own secrets
     if isinstance(value, tuple | list):
         return [_to_data(v, redact=redact) for v in value]
     return value

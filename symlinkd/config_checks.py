@@ -348,7 +348,9 @@ def _read_secrets(
             problems.add(section_key, f"set either {name}_file or {name}, not both")
             continue
         if isinstance(inline, str):
-            found[inline_key] = Secret(inline.strip())
+            origin = next((from_env[inline_key[:n]] for n in range(len(inline_key), 0, -1)
+                           if inline_key[:n] in from_env), env_name)
+            found[inline_key] = Secret(inline.strip(), env=origin)
         elif isinstance(path, str):
             secret = _read_secret_file(path, file_key, problems)
             if secret is not None:
@@ -375,4 +377,4 @@ def _read_secret_file(path: str, key: Key, problems: Problems) -> Secret | None:
     if not value:
         problems.add(key, f"secret file {path} is empty")
         return None
-    return Secret(value)
+    return Secret(value, file=path)

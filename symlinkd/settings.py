@@ -7,12 +7,16 @@ from typing import Literal
 
 
 class Secret:
-    """A secret string that never prints itself (repr, str, logs, config check)."""
+    """A secret string that never prints itself (repr, str, logs, config check). ``file`` or
+    ``env`` say where it came from, so ``config check`` can show the source instead; equality
+    looks at the value only."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "env", "file")
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, *, file: str | None = None, env: str | None = None) -> None:
         self._value = value
+        self.file = file
+        self.env = env
 
     def reveal(self) -> str:
         return self._value

@@ -141,8 +141,9 @@ def test_config_check_prints_effective_config_without_secrets(tmp_path: Path) ->
     for secret in ("sup3r-s3cret-plex", "env-s3cret-sonarr"):
         assert secret not in proc.stdout and secret not in proc.stderr
     shown = yaml.safe_load(proc.stdout)
-    assert shown["notify"]["plex"]["token"] == "<redacted>"
-    assert shown["notify"]["sonarr"]["api_key"] == "<redacted>"
+    assert shown["notify"]["plex"]["token_file"] == str(token)  # by file, never by value
+    assert "api_key" not in shown["notify"]["sonarr"]
+    assert "# notify.sonarr.api_key: from SYMLINKD_NOTIFY__SONARR__API_KEY" in proc.stdout
     assert shown["policy"]["max_age_days"] == 30
     assert shown["farm"] == "/mnt/media/stream"
 

@@ -371,7 +371,10 @@ daemon: {{webhook_token_file: {tmp_path}/hook}}
     shown = yaml.safe_dump(effective_config(settings))
     for secret in ("plex-secret-123", "sonarr-key-456", "hook-789"):
         assert secret not in shown
-    assert shown.count("<redacted>") == 3
+    # by the file they came from, so the output loads back (issue 13)
+    for name in ("plex", "sonarr", "hook"):
+        assert f"_file: {tmp_path}/{name}\n" in shown
+    assert "<redacted>" not in shown
 
 
 @pytest.mark.parametrize(("content", "message"), [
