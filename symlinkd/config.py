@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import json
 import math
 import re
@@ -239,9 +240,13 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str], problems: Problems)
         key = _resolve_env_key(data, parts, name, problems)
         if key is None:
             continue
-        if holds_secret(key):
-            problems.secrets.add(env[name])
         value = _env_value(env[name], _schema_at(schema, key), name, problems)
+        if holds_secret(key):
+            # `SYMLINKD_NOTIFY__PLEX=<token>` or `={<token>: 1}`: the text and every string in
+            # it that is not a key name of ours may be the secret.
+            problems.secrets.add(env[name])
+            if value is not _INVALID:
+                problems.secrets |= _strings(value) - _key_names()
         if value is _INVALID:
             continue
         if not _set(data, key, value):
@@ -249,6 +254,30 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str], problems: Problems)
             continue
         origins[key] = name
     return origins
+
+
+@functools.cache
+def _key_names() -> frozenset[str]:
+    """Every key name the schema knows (``url``, ``token_file``, ...): never a secret."""
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            names.update(node.get("properties", {}) if isinstance(node.get("properties"), dict)
+                         else ())
+            for child in node.values():
+                walk(child)
+
+    walk(config_schema())
+    return frozenset(names)
+
+
+def _strings(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return {s for k, v in value.items() for s in (*_strings(k), *_strings(v))}
+    if isinstance(value, list):
+        return {s for v in value for s in _strings(v)}
+    return {value} if isinstance(value, str) else set()
 
 
 def _resolve_env_key(

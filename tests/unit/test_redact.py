@@ -86,6 +86,18 @@ def test_a_wrong_typed_secret_bearing_value_is_described_by_its_type(
     assert f"At '{key}" in shown
 
 
+@pytest.mark.parametrize("value", [f"{SECRET}: 1", f"{{url: 'http://p', {SECRET}: x}}",
+                                   f"[{SECRET}]"])
+def test_an_env_value_parsed_into_a_section_does_not_echo_its_parts(
+    tmp_path: Path, value: str
+) -> None:
+    """Found by the property test: `SYMLINKD_NOTIFY__PLEX='<token>: 1'` made the token a key
+    and the unknown-key message showed it in the key path."""
+    shown = _problems(tmp_path, "{}\n", {"SYMLINKD_NOTIFY__PLEX": value})
+    assert SECRET not in shown
+    assert "notify.plex" in shown
+
+
 def test_config_check_output_hides_url_credentials(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(
