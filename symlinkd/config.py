@@ -1,5 +1,6 @@
-"""Loading the configuration: YAML file, then ``SYMLINKD_*`` environment overrides, then one JSON
-Schema plus semantic checks, every problem reported at once with its key path (borgmatic style).
+"""Loading the configuration: YAML file (``config_yaml``), then ``SYMLINKD_*`` environment
+overrides, then one JSON Schema (``config_validate``) plus semantic checks (``config_checks``,
+``config_paths``), every problem reported at once with its key path (borgmatic style).
 
 Environment overrides (README, "Environment overrides"):
 ``SYMLINKD_<KEY>__<KEY>...=<value>``; a double underscore descends one level, names are
@@ -12,33 +13,24 @@ wants a string: there the text is taken as is, so a token like ``0x1f`` or ``1e5
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
-import json
-import math
 import re
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
-from importlib import resources
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-# types-jsonschema may or may not be installed; either way mypy stays quiet.
 import yaml
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped,unused-ignore]
-from jsonschema.exceptions import (  # type: ignore[import-untyped,unused-ignore]
-    ValidationError,
-)
 
 from symlinkd.config_checks import (
     Key,
     Problems,
     check_semantics,
-    describe_type,
     holds_secret,
     secret_values,
 )
-from symlinkd.config_files import NotReadable, read_small_file
+from symlinkd.config_validate import config_schema, schema_at, validate_schema
+from symlinkd.config_yaml import load_yaml, read_config_file, yaml_error
 from symlinkd.redact import MASK, redact_text
 from symlinkd.settings import Secret, Settings
 
@@ -64,13 +56,13 @@ def load_settings(path: str | None, env: Mapping[str, str]) -> Settings:
     path = path if path is not None else env.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH
     # A file that cannot be read counts as empty, so the environment is still checked and
     # every problem comes out in one go.
-    document = _read_file(path, explicit, problems)
+    document = read_config_file(path, explicit, problems)
 
     data = _merge(_defaults(), document)
     from_env = _apply_env(data, env, problems)
     problems.origins.update(from_env)
     problems.secrets |= secret_values(data)
-    _validate_schema(data, problems)
+    validate_schema(data, problems)
     secrets = check_semantics(data, from_env, problems)
     problems.raise_if_any()
     for key, secret in secrets.items():
@@ -115,113 +107,6 @@ def secrets_not_shown(settings: Settings) -> list[tuple[str, str]]:
     return found
 
 
-def config_schema() -> dict[str, Any]:
-    text = resources.files("symlinkd").joinpath("config_schema.json").read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
-
-
-# --- file -------------------------------------------------------------------------------------
-
-
-MAX_CONFIG_BYTES = 1024 * 1024
-# A real config is a few hundred nodes; aliases may multiply that (``<<: *mount``) but a
-# "billion laughs" document expands to billions, and every later step (merge, schema, an error
-# message quoting the value) would walk all of them.
-MAX_EXPANDED_NODES = 10_000
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML keeps the last of two equal keys silently; a config that says ``farm:`` twice is a
-    mistake worth reporting. Also refuses a document whose aliases expand past
-    ``MAX_EXPANDED_NODES``, before anything walks it."""
-
-    def get_single_node(self) -> yaml.Node | None:
-        node = super().get_single_node()
-        if node is not None and _expanded_size(node, {}) > MAX_EXPANDED_NODES:
-            raise yaml.composer.ComposerError(
-                None, None, f"aliases expand to more than {MAX_EXPANDED_NODES} values "
-                "(each *name counts in full); write the values out", node.start_mark)
-        return node
-
-
-def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
-    """Nodes in ``node`` counting each alias use in full; O(distinct nodes) with ``memo``."""
-    known = memo.get(id(node))
-    if known is not None:
-        return known
-    memo[id(node)] = MAX_EXPANDED_NODES + 1  # a node that contains itself counts as too big
-    size = 1
-    if isinstance(node, yaml.SequenceNode):
-        size += sum(_expanded_size(child, memo) for child in node.value)
-    elif isinstance(node, yaml.MappingNode):
-        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
-    memo[id(node)] = size = min(size, MAX_EXPANDED_NODES + 1)
-    return size
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        if key_node.tag == _MERGE_TAG:  # `<<: *defaults` — the keys it brings may be overridden
-            continue
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-)
-
-
-def _load_yaml(text: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
-    except (ValueError, RecursionError) as exc:
-        # an integer of 5000 digits (int() refuses it), or nesting deeper than Python recurses
-        raise yaml.YAMLError(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
-
-
-def _read_file(path: str, explicit: bool, problems: Problems) -> dict[str, Any]:
-    try:
-        document = _load_yaml(read_small_file(path, MAX_CONFIG_BYTES, "config file")
-                              .decode("utf-8"))
-    except FileNotFoundError:
-        if explicit:
-            problems.add((), f"config file {path} does not exist")
-        return {}
-    except NotReadable as exc:
-        problems.add((), str(exc))
-        return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        problems.add((), f"cannot read config file {path}: {reason}")
-        return {}
-    except yaml.YAMLError as exc:
-        problems.add((), f"{path} is not valid YAML: {_yaml_error(exc)}")
-        return {}
-    if document is None:
-        return {}
-    if not isinstance(document, dict):
-        problems.add((), f"{path} must hold a mapping of keys (farm:, mounts:, ...), "
-                         f"not a {type(document).__name__}")
-        return {}
-    return document
-
-
-def _yaml_error(exc: yaml.YAMLError) -> str:
-    # Never str(exc): PyYAML quotes the lines around the mistake, which may hold a secret.
-    mark = getattr(exc, "problem_mark", None)
-    what = getattr(exc, "problem", None) or type(exc).__name__
-    return f"line {mark.line + 1}, column {mark.column + 1}: {what}" if mark else what
-
-
 # --- environment ------------------------------------------------------------------------------
 
 
@@ -240,7 +125,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str], problems: Problems)
         key = _resolve_env_key(data, parts, name, problems)
         if key is None:
             continue
-        value = _env_value(env[name], _schema_at(schema, key), name, problems)
+        value = _env_value(env[name], schema_at(schema, key), name, problems)
         if holds_secret(key):
             # `SYMLINKD_NOTIFY__PLEX=<token>` or `={<token>: 1}`: the text and every string in
             # it that is not a key name of ours may be the secret.
@@ -322,116 +207,10 @@ def _env_value(text: str, schema: dict[str, Any] | None, name: str, problems: Pr
             return None
         return text
     try:
-        return _load_yaml(text) if text.strip() else None
+        return load_yaml(text) if text.strip() else None
     except yaml.YAMLError as exc:
-        problems.add((), f"{name}: value is not valid YAML: {_yaml_error(exc)}")
+        problems.add((), f"{name}: value is not valid YAML: {yaml_error(exc)}")
         return _INVALID
-
-
-def _schema_at(schema: dict[str, Any], key: Key) -> dict[str, Any] | None:
-    node: dict[str, Any] | None = schema
-    for part in key:
-        node = _deref(schema, node)
-        if node is None:
-            return None
-        if isinstance(part, int):
-            node = node.get("items")
-        else:
-            props = node.get("properties", {})
-            extra = node.get("additionalProperties")
-            node = props.get(part, extra if isinstance(extra, dict) else None)
-    return _deref(schema, node)
-
-
-def _deref(root: dict[str, Any], node: dict[str, Any] | None) -> dict[str, Any] | None:
-    while node is not None and "$ref" in node:
-        ref = node["$ref"].removeprefix("#/$defs/")
-        node = {**root["$defs"][ref], **{k: v for k, v in node.items() if k != "$ref"}}
-    return node
-
-
-# --- schema -----------------------------------------------------------------------------------
-
-
-def _validate_schema(data: dict[str, Any], problems: Problems) -> None:
-    schema = config_schema()
-    validator = Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
-    for error in errors:
-        if isinstance(error.instance, float) and not math.isfinite(error.instance):
-            continue  # _check_finite says it once, for nan too (which passes every comparison)
-        for key, message in _describe(error):
-            problems.add(key, message)
-    _check_finite(data, (), schema, problems)
-
-
-def _check_finite(node: Any, key: Key, schema: dict[str, Any], problems: Problems) -> None:
-    """``.inf`` and ``.nan`` are YAML floats; nan passes every minimum and maximum."""
-    if isinstance(node, dict):
-        for name, value in node.items():
-            _check_finite(value, (*key, str(name)), schema, problems)
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            _check_finite(value, (*key, index), schema, problems)
-    elif isinstance(node, float) and not math.isfinite(node):
-        allowed = _allowed(_schema_at(schema, key), key)
-        problems.add(key, f"{node} is not a finite number" + (f"; allowed: {allowed}"
-                                                              if allowed else ""))
-
-
-_UNITS = ("seconds", "minutes", "days", "bytes")
-
-
-def _allowed(node: dict[str, Any] | None, key: Key) -> str | None:
-    """The range a number key accepts, in words: "more than 0 up to 3600 seconds"."""
-    if not node or "maximum" not in node:
-        return None
-    name = str(key[-1]) if key else ""
-    unit = next((f" {u}" for u in _UNITS if name.endswith(f"_{u}")), "")
-    high = _number(node["maximum"])
-    if "exclusiveMinimum" in node:
-        return f"more than {_number(node['exclusiveMinimum'])} up to {high}{unit}"
-    return f"{_number(node.get('minimum', 0))} to {high}{unit}"
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-_TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string", "null": "null",
-               "number": "a number", "integer": "an integer", "boolean": "a boolean"}
-
-
-def _describe(error: ValidationError) -> Iterator[tuple[Key, str]]:
-    key: Key = tuple(error.absolute_path)
-    if holds_secret(key) and error.validator not in ("additionalProperties", "required"):
-        # jsonschema quotes the value; here the value may be a secret.
-        got = describe_type(error.instance)
-        if error.validator == "type":
-            wanted = error.validator_value
-            wanted = [wanted] if isinstance(wanted, str) else list(wanted)
-            words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted)
-            yield key, f"expected {words}, got {got} (not shown: this key may hold a secret)"
-        else:
-            yield key, (f"{got} fails {error.validator} {error.validator_value!r} "
-                        "(not shown: this key may hold a secret)")
-    elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = list(error.schema.get("properties", {}))
-        for extra in error.instance:
-            if extra not in allowed:
-                near = difflib.get_close_matches(str(extra), allowed, n=1)
-                hint = (f" (did you mean {near[0]!r}?)" if near
-                        else f" (allowed: {', '.join(allowed)})")
-                yield (*key, extra), f"unknown key{hint}"
-    elif error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        allowed_range = _allowed(error.schema, key)
-        yield key, error.message + (f"; allowed: {allowed_range}" if allowed_range else "")
-    elif error.validator == "required":
-        yield key, error.message.replace("is a required property", "is required here")
-    elif error.validator == "pattern":
-        yield key, f"{error.instance!r} may hold only letters, digits, '_', '.', '-'"
-    else:
-        yield key, error.message
 
 
 # --- data <-> settings ------------------------------------------------------------------------
