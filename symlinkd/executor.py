@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from symlinkd.containment import TMP_PREFIX, Area, OutsideZone, Zone
 from symlinkd.journal import JournalAction, JournalState
 from symlinkd.model import (
     ActionKind,
@@ -38,7 +39,9 @@ from symlinkd.planner import Plan
 from symlinkd.recovery import recover_pending
 from symlinkd.state import StateDB
 
-TMP_PREFIX = ".symlinkd-tmp-"
+__all__ = ["TMP_PREFIX", "Executor", "MountRecheck", "describe_os_error", "move_link",
+           "place_link"]
+
 _MTIME_SLACK = 1e-3  # seconds; the scanner's float mtime vs a fresh lstat of the same inode
 
 
@@ -77,10 +80,14 @@ class Executor:
         mounts_ok: Callable[[str], bool],
         stop: threading.Event | None = None,
         mount_of: Callable[[str], str | None] | None = None,
+        zone: Zone | None = None,
     ) -> None:
         self.state = state
         self.farm = os.path.normpath(farm)
         self.quarantine_dir = os.path.normpath(quarantine_dir)
+        # Invariant 10: every path written, renamed or deleted passes this one rule. The
+        # runtime's zone also fences off the state dir and the mounts.
+        self.zone = zone if zone is not None else Zone(self.farm, self.quarantine_dir)
         self.dry_run = dry_run
         self.mounts_ok = mounts_ok
         self.stop = stop
@@ -99,7 +106,7 @@ class Executor:
         """Outcomes of the plan's relinks and prunes, in plan order (keeps and skips do
         nothing and have none). Entries a crash left pending are settled first."""
         if not self.dry_run:
-            recover_pending(self.state)
+            recover_pending(self.state, self.zone)
         self._folder_before.clear()
         outcomes: list[Outcome] = []
         for planned in plan.actions:
@@ -150,10 +157,13 @@ class Executor:
 
     def _one(self, planned: PlannedAction, run_id: str) -> Outcome:
         action = planned.action
-        if not os.path.normpath(planned.path).startswith(self.farm + os.sep):
+        try:
             # The quarantine path is the link's path relative to the farm: never let "../"
-            # carry a move outside it, whatever a caller put in the plan.
-            return Outcome(planned, OutcomeResult.SKIPPED, "not inside the farm; left alone")
+            # or a folder symlink carry a change outside it, whatever a caller put in the plan.
+            self.zone.check(planned.path, Area.FARM)
+        except OutsideZone as why:
+            return Outcome(planned, OutcomeResult.SKIPPED,
+                           f"not inside the farm ({why}); left alone")
         if self.dry_run:
             return Outcome(planned, OutcomeResult.DRY_RUN, self._would(planned, run_id))
         for name in self._mounts(planned):
@@ -233,14 +243,20 @@ class Executor:
 
     def _prune(self, planned: PlannedAction, seen: _Seen, run_id: str) -> Outcome:
         path = planned.path
-        if (self.quarantine_dir + os.sep).startswith(self.farm + os.sep):
+        if self.zone.quarantine_inside_farm():
             # Config validation refuses this too; a quarantine the scanner walks would be
-            # judged, and pruned into itself, on the next pass.
+            # judged, and pruned into itself, on the next pass (also through a symlink).
             return Outcome(planned, OutcomeResult.FAILED,
                            f"quarantine_dir {self.quarantine_dir!r} is inside the farm; "
                            "not moving links there")
         parent = os.path.dirname(path)
         qpath = self._quarantine_path(path, run_id)
+        try:
+            self.zone.check(qpath, Area.QUARANTINE,
+                            under=os.path.join(self.quarantine_dir, run_id))
+        except OutsideZone as why:
+            return Outcome(planned, OutcomeResult.FAILED,
+                           f"quarantine path {qpath!r} refused ({why}); link left in place")
         seq = self.state.journal_begin(
             run_id, path, JournalAction.PRUNE, old_target=seen.target,
             old_mtime_ns=seen.st.st_mtime_ns, quarantine_path=qpath,
@@ -264,6 +280,8 @@ class Executor:
         (it held the link just pruned). Never the farm root, never outside the farm."""
         removed: list[str] = []
         while directory != self.farm and directory.startswith(self.farm + os.sep):
+            if not self.zone.allows(directory, Area.FARM):
+                break
             try:
                 if os.listdir(directory):
                     break

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import stat
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.table import Table
 
+from symlinkd.containment import RUN_ID, Area, OutsideZone, Zone
 from symlinkd.errors import StateLocked
+from symlinkd.executor import describe_os_error
 from symlinkd.metrics import Metrics
 from symlinkd.notifiers.base import Change, ChangeCause, ChangeKind
 from symlinkd.notifiers.hub import NotifierHub
@@ -93,7 +96,7 @@ def cmd_undo(settings: Settings, run_id: str, *, as_json: bool) -> int:
             print(f"symlinkd undo: refused: {exc}", file=sys.stderr)
             return 3
         try:
-            report = undo_run(state, run_id)
+            report = undo_run(state, run_id, Zone.from_settings(settings))
             notes = _notify_undo(settings, state, report)
         except KeyError:
             print(f"symlinkd undo: no run {run_id!r} in the journal "
@@ -212,50 +215,132 @@ def cmd_history(settings: Settings, *, as_json: bool, limit: int) -> int:
     return 0
 
 
-def _count_links(folder: str) -> int:
-    total = 0
-    for where, dirs, files in os.walk(folder):
-        total += len(files) + sum(1 for d in dirs if os.path.islink(os.path.join(where, d)))
-    return total
+@dataclass
+class _Sweep:
+    """One run folder's purge (invariant 11): symlinks and the folders they leave empty go;
+    anything else is kept and named."""
+
+    zone: Zone
+    run_folder: str
+    dev: int
+    apply: bool
+    links: int = 0
+    kept: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def folder(self, folder: str) -> bool:
+        """Sweep ``folder``; True when it is (or, dry, would be) empty afterwards."""
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError as exc:
+            self.failed.append(f"{folder}: {describe_os_error(exc)}")
+            return False
+        empty = True
+        for name in names:
+            empty = self._entry(os.path.join(folder, name)) and empty
+        if not empty or not self.apply:
+            return empty
+        try:
+            self.zone.check(folder, Area.QUARANTINE)
+            os.rmdir(folder)
+        except OutsideZone as why:
+            self.kept.append(f"{folder}: {why}")
+            return False
+        except OSError as exc:
+            self.failed.append(f"{folder}: {describe_os_error(exc)}")
+            return False
+        return True
+
+    def _entry(self, path: str) -> bool:
+        try:
+            st = os.lstat(path)
+        except OSError as exc:
+            self.failed.append(f"{path}: {describe_os_error(exc)}")
+            return False
+        if st.st_dev != self.dev:
+            self.kept.append(f"{path}: on another device (a mount); left alone")
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            return self.folder(path)
+        if not stat.S_ISLNK(st.st_mode):
+            self.kept.append(f"{path}: not a symlink, so not something symlinkd put there; "
+                             "left alone")
+            return False
+        try:
+            self.zone.check(path, Area.QUARANTINE, under=self.run_folder)
+        except OutsideZone as why:
+            self.kept.append(f"{path}: {why}; left alone")
+            return False
+        if self.apply:
+            try:
+                os.unlink(path)
+            except OSError as exc:
+                self.failed.append(f"{path}: {describe_os_error(exc)}")
+                return False
+        self.links += 1
+        return True
+
+
+def _run_folders(root: str, state: StateDB, cutoff: float) -> tuple[list[str], list[str]]:
+    """(run folders older than ``cutoff``, what else lies in the quarantine). A run folder is
+    named like a run id, is a run in the journal, and is a real folder on the quarantine's
+    device; the name is checked first so nothing else (a hung mount) is even statted."""
+    old: list[str] = []
+    other: list[str] = []
+    root_dev = os.stat(root).st_dev
+    for name in sorted(os.listdir(root)):
+        folder = os.path.join(root, name)
+        run = state.run(name) if RUN_ID.fullmatch(name) else None
+        if run is None:
+            other.append(f"{folder}: not the folder of a run in the journal; left alone")
+            continue
+        try:
+            st = os.lstat(folder)
+        except OSError as exc:
+            other.append(f"{folder}: {describe_os_error(exc)}")
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_dev != root_dev:
+            other.append(f"{folder}: not a folder on the quarantine's device; left alone")
+        elif run.started < cutoff:
+            old.append(folder)
+    return old, other
 
 
 def cmd_quarantine_purge(settings: Settings, *, older_than_days: float, apply: bool) -> int:
-    """Delete quarantine folders of runs older than ``older_than_days`` (a dry run unless
-    ``apply``). Undo still works afterwards: the journal holds every target and mtime."""
+    """Delete what symlinkd put in the quarantine folders of runs older than ``older_than_days``
+    (a dry run unless ``apply``): their symlinks and the folders that then are empty. Anything
+    else — a regular file, a folder not named after a run in the journal, a mount, the state
+    dir — is reported and left alone (invariant 11). Undo still works afterwards: the journal
+    holds every target and mtime."""
     root = settings.policy.quarantine_dir
     console = _console()
-    try:
-        names = sorted(os.listdir(root))
-    except FileNotFoundError:
+    if not os.path.isdir(root):
         console.print(f"Quarantine {root} is empty (it does not exist yet).")
         return 0
+    zone = Zone.from_settings(settings)
     state = StateDB(settings.state_dir)
     try:
-        cutoff = time.time() - older_than_days * 86400.0
-        old: list[tuple[str, int]] = []
-        for name in names:
-            folder = os.path.join(root, name)
-            if not os.path.isdir(folder) or os.path.islink(folder):
-                continue
-            run = state.run(name)
-            when = run.started if run is not None else os.lstat(folder).st_mtime
-            if when < cutoff:
-                old.append((folder, _count_links(folder)))
+        old, other = _run_folders(root, state, time.time() - older_than_days * 86400.0)
     finally:
         state.close()
-    failed = 0
-    for folder, links in old:
+    root_dev = os.stat(root).st_dev
+    for line in other:
+        console.print(line)
+    trouble = 0
+    for folder in old:
+        sweep = _Sweep(zone, folder, root_dev, apply)
+        gone = sweep.folder(folder)
+        for line in sweep.kept + sweep.failed:
+            console.print(("could not purge " if line in sweep.failed else "") + line)
+        trouble += len(sweep.kept) + len(sweep.failed)
         if not apply:
-            console.print(f"would delete {folder} ({links} links) (dry run; not actually "
-                          "deleted; add --apply)")
-            continue
-        try:
-            shutil.rmtree(folder)  # never follows the quarantined symlinks
-        except OSError as exc:
-            failed += 1
-            console.print(f"could not delete {folder}: {exc}")
+            rest = "" if gone else ", the rest kept"
+            console.print(f"would delete {folder} ({sweep.links} links{rest}) (dry run; not "
+                          "actually deleted; add --apply)")
+        elif gone:
+            console.print(f"deleted {folder} ({sweep.links} links)")
         else:
-            console.print(f"deleted {folder} ({links} links)")
+            console.print(f"deleted {sweep.links} links from {folder}; kept what is listed above")
     if not old:
         console.print(f"Nothing in {root} is older than {older_than_days:g} days.")
-    return 1 if failed else 0
+    return 1 if trouble else 0

@@ -5,12 +5,16 @@ the action did not happen, or it did. Looking at the filesystem tells which; the
 marked ``done`` or ``failed``, and the debris of a half-made action (a ``.symlinkd-tmp-*`` link,
 a quarantine copy whose original still exists) is removed. After this the journal says exactly
 what happened, and undo can trust it.
+
+Paths in the journal are input like any other: a row that fails the containment rule (a journal
+edited to point outside the farm) is marked ``failed`` with the reason, and nothing is touched.
 """
 
 from __future__ import annotations
 
 import os
 
+from symlinkd.containment import Zone, journal_refusal
 from symlinkd.journal import JournalAction, JournalEntry, JournalState, JournalStore
 
 
@@ -65,10 +69,14 @@ def _settle_prune(entry: JournalEntry) -> tuple[JournalState, str]:
     )
 
 
-def recover_pending(store: JournalStore) -> list[JournalEntry]:
+def recover_pending(store: JournalStore, zone: Zone) -> list[JournalEntry]:
     """Settle every pending entry; returns the entries that were pending."""
     pending = store.journal_pending()
     for entry in pending:
+        refused = journal_refusal(zone, entry)
+        if refused is not None:
+            store.journal_mark(entry.run_id, entry.seq, JournalState.FAILED, refused)
+            continue
         state, message = _settle(entry)
         store.journal_mark(entry.run_id, entry.seq, state, message)
     return pending

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from symlinkd.aftercounts import counts_after
 from symlinkd.classifier import Tally, breaker, classify, rejudge
+from symlinkd.containment import Zone
 from symlinkd.errors import UnsafePlan
 from symlinkd.executor import Executor, MountRecheck
 from symlinkd.holds import current_holds
@@ -191,7 +192,7 @@ class Runtime:
                 state, self.settings.farm, policy.quarantine_dir, dry_run=not options.apply,
                 # Re-probes between actions: a mount that dies mid-apply stops its actions.
                 mounts_ok=MountRecheck(self.monitor, mounts), stop=self.stop,
-                mount_of=self._mount_name,
+                mount_of=self._mount_name, zone=Zone.from_settings(self.settings),
             )
             report.outcomes = executor.execute(plan, run_id)
             self.metrics.observe_outcomes(report.outcomes)

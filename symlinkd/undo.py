@@ -3,7 +3,9 @@ it removed (with their mtime). The undo is itself a journaled run (``kind="undo"
 
 Idempotent: entries already undone are skipped, and a link already back as it was counts as
 restored. It never overwrites: a path that now holds something the run did not leave there is
-reported as a conflict and left alone.
+reported as a conflict and left alone. A journal row that fails the containment rule (a path
+outside the farm, a quarantine copy outside its run's folder) is refused whole and counted;
+nothing is created, retargeted or deleted for it, and it is never marked undone.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import os
 import secrets
 from dataclasses import dataclass, field
 
-from symlinkd.executor import TMP_PREFIX, describe_os_error, place_link
+from symlinkd.containment import TMP_PREFIX, Area, Zone, journal_refusal
+from symlinkd.executor import describe_os_error, place_link
 from symlinkd.journal import JournalAction, JournalEntry, JournalState
 from symlinkd.recovery import recover_pending
 from symlinkd.state import StateDB
@@ -25,6 +28,7 @@ class UndoResult(enum.StrEnum):
     ALREADY = "already_restored"
     CONFLICT = "conflict"
     FAILED = "failed"
+    REFUSED = "refused"  # the journal row fails the containment rule; nothing done for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +59,15 @@ class UndoReport:
 _UNDOABLE = (JournalAction.RELINK, JournalAction.PRUNE, JournalAction.RMDIR)
 
 
-def undo_run(state: StateDB, run_id: str) -> UndoReport:
-    """Undo ``run_id``. The caller holds the state lock. ``KeyError`` for an unknown run,
-    ``ValueError`` for an undo run (undo is not redo)."""
+def undo_run(state: StateDB, run_id: str, zone: Zone) -> UndoReport:
+    """Undo ``run_id`` inside ``zone``. The caller holds the state lock. ``KeyError`` for an
+    unknown run, ``ValueError`` for an undo run (undo is not redo)."""
     run = state.run(run_id)
     if run is None:
         raise KeyError(run_id)
     if run.kind == "undo":
         raise ValueError(f"{run_id} is itself an undo (of {run.undo_of}); it cannot be undone")
-    recover_pending(state)
+    recover_pending(state, zone)
     todo = [
         e for e in state.journal(run_id)
         if e.action in _UNDOABLE and e.state is JournalState.DONE
@@ -74,14 +78,24 @@ def undo_run(state: StateDB, run_id: str) -> UndoReport:
     report = UndoReport(run_id=undo_id, undo_of=run_id)
     folders = [e for e in reversed(todo) if e.action is JournalAction.RMDIR]  # parents first
     made: list[JournalEntry] = []
+    refused = {(e.seq): why for e in todo if (why := journal_refusal(zone, e)) is not None}
     for entry in folders:
+        if entry.seq in refused:
+            report.items.append(UndoItem(entry.path, "rmdir", UndoResult.REFUSED,
+                                         refused[entry.seq]))
+            continue
         item = _recreate_folder(state, undo_id, entry)
         report.items.append(item)
         if item.result is UndoResult.RESTORED:
             made.append(entry)
     for entry in reversed(todo):
-        if entry.action is not JournalAction.RMDIR:
-            report.items.append(_restore_link(state, undo_id, entry))
+        if entry.action is JournalAction.RMDIR:
+            continue
+        if entry.seq in refused:
+            report.items.append(UndoItem(entry.path, entry.action.value, UndoResult.REFUSED,
+                                         refused[entry.seq]))
+            continue
+        report.items.append(_restore_link(state, undo_id, entry, zone))
     for entry in reversed(made):  # deepest first; adding links above changed their mtimes
         if entry.old_mtime_ns is not None:
             with contextlib.suppress(OSError):
@@ -129,7 +143,7 @@ def _readlink(path: str) -> str | None:
         return None
 
 
-def _restore_link(state: StateDB, undo_id: str, entry: JournalEntry) -> UndoItem:
+def _restore_link(state: StateDB, undo_id: str, entry: JournalEntry, zone: Zone) -> UndoItem:
     path, old = entry.path, entry.old_target
     action = entry.action.value
     if old is None or entry.old_mtime_ns is None:
@@ -137,7 +151,7 @@ def _restore_link(state: StateDB, undo_id: str, entry: JournalEntry) -> UndoItem
     now = _readlink(path)
     there = os.path.lexists(path)
     if now == old:
-        _drop_quarantine_copy(entry)
+        _drop_quarantine_copy(entry, zone)
         state.journal_mark(entry.run_id, entry.seq, JournalState.UNDONE, f"by {undo_id}")
         return UndoItem(path, action, UndoResult.ALREADY, "link already as it was")
     # What the run left at the path: the new target after a relink, nothing after a prune.
@@ -149,6 +163,7 @@ def _restore_link(state: StateDB, undo_id: str, entry: JournalEntry) -> UndoItem
         return UndoItem(path, action, UndoResult.CONFLICT,
                         "the relinked link is gone (removed since); not recreated")
     tmp = os.path.join(os.path.dirname(path), TMP_PREFIX + secrets.token_hex(6))
+    zone.check(tmp, Area.FARM)  # beside a path that passed the rule: fails only on a race
     seq = state.journal_begin(
         undo_id, path, JournalAction.RESTORE, old_target=old, old_mtime_ns=entry.old_mtime_ns,
         new_target=now, tmp_path=tmp, old_uid=entry.old_uid, old_gid=entry.old_gid,
@@ -175,20 +190,23 @@ def _restore_link(state: StateDB, undo_id: str, entry: JournalEntry) -> UndoItem
         return UndoItem(path, action, result, message)
     state.journal_mark(undo_id, seq, JournalState.DONE)
     state.journal_mark(entry.run_id, entry.seq, JournalState.UNDONE, f"by {undo_id}")
-    _drop_quarantine_copy(entry)
+    _drop_quarantine_copy(entry, zone)
     return UndoItem(path, action, UndoResult.RESTORED)
 
 
-def _drop_quarantine_copy(entry: JournalEntry) -> None:
+def _drop_quarantine_copy(entry: JournalEntry, zone: Zone) -> None:
     """The restored link's quarantine copy (and the folders that held only it) go away."""
     copy = entry.quarantine_path
     if not copy or not os.path.islink(copy) or _readlink(copy) != entry.old_target:
         return
+    run_folder = os.path.join(zone.quarantine, entry.run_id)
     with contextlib.suppress(OSError):
         os.unlink(copy)
         folder = os.path.dirname(copy)
-        while not os.listdir(folder):
+        # (journal_refusal put the copy below its run's folder; never climb past that)
+        while (folder == run_folder or folder.startswith(run_folder + os.sep)) \
+                and not os.listdir(folder):
             os.rmdir(folder)
-            if os.path.basename(folder) == entry.run_id:
+            if folder == run_folder:
                 break
             folder = os.path.dirname(folder)
