@@ -12,9 +12,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any
 
 from symlinkd import __version__
 from symlinkd.config import (
@@ -44,6 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    # SIGTERM (kubectl delete, a timeout) ends a command like Ctrl-C does: through
+    # KeyboardInterrupt, so the action in hand finishes and no temporary link is left behind.
+    # (The daemon installs its own handlers.)
+    previous = _interrupt_on_sigterm()
     try:
         return handler(args)
     except ConfigError as exc:
@@ -72,6 +80,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"symlinkd: internal error: {type(exc).__name__}: {exc} "
               "(--debug shows the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+_Handler = Callable[[int, FrameType | None], Any] | int
+
+
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _interrupt_on_sigterm() -> _Handler | None:
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    return previous
 
 
 def _maybe_traceback(args: argparse.Namespace) -> None:

@@ -16,12 +16,16 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import signal
 import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
+from typing import Any
 
 from symlinkd.containment import TMP_PREFIX, Area, OutsideZone, Zone
 from symlinkd.journal import JournalAction, JournalState
@@ -40,7 +44,7 @@ from symlinkd.recovery import recover_pending
 from symlinkd.state import StateDB
 
 __all__ = ["TMP_PREFIX", "Executor", "MountRecheck", "describe_os_error", "move_link",
-           "place_link"]
+           "place_link", "signals_held"]
 
 _MTIME_SLACK = 1e-3  # seconds; the scanner's float mtime vs a fresh lstat of the same inode
 
@@ -53,6 +57,40 @@ class _Changed(Exception):
 class _Seen:
     target: str
     st: os.stat_result
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the journaled action in hand is finished and marked: an
+    interrupted apply never leaves its temporary link (or a half-moved one) behind. A signal
+    that came meanwhile is handed to the handler it was meant for (``KeyboardInterrupt`` for
+    the CLI) the moment this block ends. Python runs signal handlers in the main thread only,
+    so the handlers are swapped there (a thread mask would not do: the kernel hands a blocked
+    signal to another thread); in other threads (the daemon's passes) this changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def defer(signum: int, _frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    previous: dict[int, Callable[[int, FrameType | None], Any] | int] = {}
+    for held in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(held)
+        if handler is not None:  # None: installed outside Python; not ours to swap
+            previous[held] = signal.signal(held, defer) or handler
+    try:
+        yield
+    finally:
+        for number, restore in previous.items():
+            signal.signal(number, restore)
+        if caught:
+            handler = previous[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(caught[0])
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -175,10 +213,11 @@ class Executor:
         except _Changed as changed:
             return Outcome(planned, OutcomeResult.SKIPPED, f"changed since the scan: {changed}")
         try:
-            if isinstance(action, Relink):
-                return self._relink(planned, action, seen, run_id)
-            if isinstance(action, Prune):
-                return self._prune(planned, seen, run_id)
+            with signals_held():
+                if isinstance(action, Relink):
+                    return self._relink(planned, action, seen, run_id)
+                if isinstance(action, Prune):
+                    return self._prune(planned, seen, run_id)
         except sqlite3.Error as exc:
             # No journal entry, no change: invariant 6 outranks finishing the pass.
             return Outcome(planned, OutcomeResult.FAILED,

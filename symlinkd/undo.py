@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from symlinkd.containment import TMP_PREFIX, Area, Zone, journal_refusal
-from symlinkd.executor import describe_os_error, place_link
+from symlinkd.executor import describe_os_error, place_link, signals_held
 from symlinkd.journal import JournalAction, JournalEntry, JournalState
 from symlinkd.recovery import recover_pending
 from symlinkd.state import StateDB
@@ -84,7 +84,8 @@ def undo_run(state: StateDB, run_id: str, zone: Zone) -> UndoReport:
             report.items.append(UndoItem(entry.path, "rmdir", UndoResult.REFUSED,
                                          refused[entry.seq]))
             continue
-        item = _recreate_folder(state, undo_id, entry)
+        with signals_held():
+            item = _recreate_folder(state, undo_id, entry)
         report.items.append(item)
         if item.result is UndoResult.RESTORED:
             made.append(entry)
@@ -95,7 +96,8 @@ def undo_run(state: StateDB, run_id: str, zone: Zone) -> UndoReport:
             report.items.append(UndoItem(entry.path, entry.action.value, UndoResult.REFUSED,
                                          refused[entry.seq]))
             continue
-        report.items.append(_restore_link(state, undo_id, entry, zone))
+        with signals_held():
+            report.items.append(_restore_link(state, undo_id, entry, zone))
     for entry in reversed(made):  # deepest first; adding links above changed their mtimes
         if entry.old_mtime_ns is not None:
             with contextlib.suppress(OSError):
