@@ -29,6 +29,7 @@ from symlinkd.config import (
 )
 from symlinkd.errors import ConfigError, StateLocked, UnsafePlan
 from symlinkd.settings import Settings
+from symlinkd.statefail import StateError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 EXIT_INTERNAL, EXIT_INTERRUPTED = 4, 130
@@ -63,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UnsafePlan, StateLocked) as exc:
         print(f"symlinkd: refused: {exc}", file=sys.stderr)
         return EXIT_REFUSED
+    except StateError as exc:  # a full or read-only state disk: one line, path and errno
+        print(f"symlinkd: error: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
     except KeyboardInterrupt:
         print("symlinkd: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -13,6 +13,7 @@ release entered the library, and a repair must neither extend nor reset that.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -133,6 +134,9 @@ class Executor:
         # Each folder's stat before this run first changed it: a folder we empty and remove is
         # journaled with the mtime it had before the run, so undo restores that one.
         self._folder_before: dict[str, os.stat_result] = {}
+        # Set when the state database refuses a journal write (a full or read-only disk): no
+        # further action starts, since none could be journaled first (invariant 6).
+        self._journal_broken: str | None = None
 
     def _before(self, folder: str) -> os.stat_result:
         st = self._folder_before.get(folder)
@@ -153,6 +157,11 @@ class Executor:
             if self.stop is not None and self.stop.is_set():
                 outcomes.append(Outcome(planned, OutcomeResult.SKIPPED,
                                         "not started: symlinkd is stopping"))
+                continue
+            if self._journal_broken is not None:
+                outcomes.append(Outcome(planned, OutcomeResult.SKIPPED,
+                                        "not started: the journal cannot be written "
+                                        f"({self._journal_broken})"))
                 continue
             outcomes.append(self._one(planned, run_id))
         if self.dry_run:
@@ -220,6 +229,7 @@ class Executor:
                     return self._prune(planned, seen, run_id)
         except sqlite3.Error as exc:
             # No journal entry, no change: invariant 6 outranks finishing the pass.
+            self._journal_broken = str(exc)
             return Outcome(planned, OutcomeResult.FAILED,
                            f"journal write failed, nothing changed: {exc}")
         raise AssertionError(f"not a mutating action: {action!r}")
@@ -273,9 +283,20 @@ class Executor:
             message = describe_os_error(exc)
             self.state.journal_mark(run_id, seq, JournalState.FAILED, message)
             return Outcome(planned, OutcomeResult.FAILED, message)
-        self.state.journal_mark(run_id, seq, JournalState.DONE)
+        note = self._mark_done(run_id, seq)
         return Outcome(planned, OutcomeResult.DONE,
-                       f"relinked: {seen.target!r} -> {action.new_target!r}")
+                       f"relinked: {seen.target!r} -> {action.new_target!r}{note}")
+
+    def _mark_done(self, run_id: str, seq: int) -> str:
+        """Mark a finished action done; if the journal refuses, the change stands (the entry
+        stays pending and the next run settles it from the farm) and the outcome says so."""
+        try:
+            self.state.journal_mark(run_id, seq, JournalState.DONE)
+        except sqlite3.Error as exc:
+            self._journal_broken = str(exc)
+            return (f"; the journal could not mark it done ({exc}): the next run settles "
+                    "the entry")
+        return ""
 
     def _quarantine_path(self, path: str, run_id: str) -> str:
         return os.path.join(self.quarantine_dir, run_id, os.path.relpath(path, self.farm))
@@ -309,9 +330,10 @@ class Executor:
             message = describe_os_error(exc)
             self.state.journal_mark(run_id, seq, JournalState.FAILED, message)
             return Outcome(planned, OutcomeResult.FAILED, message)
-        self.state.journal_mark(run_id, seq, JournalState.DONE)
-        removed = self._remove_emptied(parent, parent_before, run_id)
-        note = f"; removed emptied folders: {', '.join(map(repr, removed))}" if removed else ""
+        note = self._mark_done(run_id, seq)
+        removed = self._remove_emptied(parent, parent_before, run_id) if not note else []
+        if removed:
+            note = f"; removed emptied folders: {', '.join(map(repr, removed))}"
         return Outcome(planned, OutcomeResult.DONE, f"moved to quarantine {qpath!r}{note}")
 
     def _remove_emptied(self, directory: str, before: os.stat_result, run_id: str) -> list[str]:
@@ -328,17 +350,25 @@ class Executor:
                 parent_before = self._before(parent)
             except OSError:
                 break
-            seq = self.state.journal_begin(
-                run_id, directory, JournalAction.RMDIR, old_mtime_ns=before.st_mtime_ns,
-                old_uid=before.st_uid, old_gid=before.st_gid,
-                old_mode=stat.S_IMODE(before.st_mode),
-            )
+            try:
+                seq = self.state.journal_begin(
+                    run_id, directory, JournalAction.RMDIR, old_mtime_ns=before.st_mtime_ns,
+                    old_uid=before.st_uid, old_gid=before.st_gid,
+                    old_mode=stat.S_IMODE(before.st_mode),
+                )
+            except sqlite3.Error as exc:
+                self._journal_broken = str(exc)  # no entry, no rmdir: the folder stays
+                break
             try:
                 os.rmdir(directory)  # ENOTEMPTY if a writer put something there meanwhile
             except OSError as exc:
-                self.state.journal_mark(run_id, seq, JournalState.FAILED, describe_os_error(exc))
+                with contextlib.suppress(sqlite3.Error):
+                    self.state.journal_mark(run_id, seq, JournalState.FAILED,
+                                            describe_os_error(exc))
                 break
-            self.state.journal_mark(run_id, seq, JournalState.DONE)
+            if self._mark_done(run_id, seq):
+                removed.append(directory)
+                break
             removed.append(directory)
             directory, before = parent, parent_before
         return removed

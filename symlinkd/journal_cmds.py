@@ -66,7 +66,9 @@ def _note(run: RunSummary, verdicts: dict[str, int]) -> str:
     """Why a run did less than it could: refused, an undo, unfinished, or links left alone
     under a mount that was not ok (exit 3 without a refused plan)."""
     if run.refused:
-        return f"refused: {run.refused}"
+        # A pass the state disk cut short carries that error line (symlinkd.statefail).
+        stopped = run.refused.startswith("state database ")
+        return run.refused if stopped else f"refused: {run.refused}"
     if run.undo_of:
         return f"undo of {run.undo_of}"
     if run.finished is None:

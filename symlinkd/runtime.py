@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import math
 import os
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -46,6 +47,7 @@ from symlinkd.relink import find_candidates
 from symlinkd.scanner import Record, Scanner
 from symlinkd.settings import Settings
 from symlinkd.state import PassRecorder, StateDB
+from symlinkd.statefail import StateError, StatePassError, release_reserve, state_error
 
 log = structlog.get_logger("symlinkd")
 _DAY = 86400.0
@@ -118,7 +120,10 @@ class Runtime:
         self, options: PassOptions, progress: Callable[[int], None] | None = None
     ) -> PassReport:
         with self._pass_lock:
-            run_id = self.state.begin_run(options.kind, options.apply)
+            try:
+                run_id = self.state.begin_run(options.kind, options.apply)
+            except sqlite3.Error as exc:
+                raise state_error(exc, self.state.path) from exc
             with _bound(run_id=run_id), _gc_paused():
                 try:
                     return self._run_pass(run_id, options, progress)
@@ -197,7 +202,8 @@ class Runtime:
             report.outcomes = executor.execute(plan, run_id)
             self.metrics.observe_outcomes(report.outcomes)
         # A walk that could not read part of the farm must not forget the links it missed.
-        recorder.finish(judgements, full=not paths and not report.problems, mounts=mounts)
+        failure = self._record(recorder, judgements, full=not paths and not report.problems,
+                               mounts=mounts)
         if not paths:
             # The farm as the pass leaves it: a relinked link is ok now, a pruned one gone.
             self.metrics.observe_link_counts(counts_after(counts, report.outcomes, mounts),
@@ -208,7 +214,7 @@ class Runtime:
             changes.extend(_new_link_changes(unseen))
             lines = self.notifier.notify(changes, dry_run=not options.apply)
             report.notes.extend(lines)
-        return self._finish(report, options)
+        return self._finish(report, options, failure)
 
     def _judge(  # noqa: PLR0917 -- one pass's parts, split for reading
         self, report: PassReport, options: PassOptions, paths: tuple[str, ...],
@@ -266,7 +272,8 @@ class Runtime:
             judgements = rejudge(judgements, counts, mounts, now)
         return judgements, counts, mounts
 
-    def _finish(self, report: PassReport, options: PassOptions) -> PassReport:
+    def _finish(self, report: PassReport, options: PassOptions,
+                failure: StateError | None = None) -> PassReport:
         report.finished = self.clock()
         counts: dict[str, int] = {}
         for (_mount, verdict), n in report.tally().items():
@@ -282,6 +289,8 @@ class Runtime:
         held = sum(1 for p in report.planned if isinstance(p.action, Skip) and p.action.held_by)
         if held:
             counts["action:held"] = held
+        if failure is not None:
+            self._record_failure(report, counts, failure)
         self.state.finish_run(report.run_id, counts, report.refused)
         self.metrics.scan_duration.labels(kind=options.kind).observe(
             max(0.0, report.finished - report.started)
@@ -291,6 +300,31 @@ class Runtime:
         log.info("pass finished", kind=options.kind, seconds=seconds,
                  refused=report.refused_reason, **counts)
         return report
+
+
+    def _record(self, recorder: PassRecorder, judgements: list[Judgement], *, full: bool,
+                mounts: dict[str, MountState]) -> StateError | None:
+        """Remember the pass; a full or read-only state disk is returned, not raised, so what
+        was done is still reported and announced."""
+        try:
+            recorder.finish(judgements, full=full, mounts=mounts)
+        except sqlite3.Error as exc:
+            failure = state_error(exc, self.state.path)
+            log.error("state database write failed", error=str(failure))  # noqa: TRY400
+            return failure
+        return None
+
+    def _record_failure(self, report: PassReport, counts: dict[str, int],
+                        failure: StateError) -> None:
+        """Mark the run (in the space the reserve frees) so ``history`` shows the pass and why
+        it stopped recording; then raise with the report of what was done."""
+        release_reserve(self.state.state_dir)
+        try:
+            self.state.finish_run(report.run_id, counts, str(failure))
+        except sqlite3.Error:
+            report.notes.append("this run could not be marked in the state database either; "
+                                "`symlinkd history` shows it unfinished")
+        raise StatePassError(str(failure), report)
 
 
 def build_runtime(

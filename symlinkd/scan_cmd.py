@@ -20,13 +20,20 @@ from symlinkd.model import PassReport
 from symlinkd.report import exit_code, json_chunks, render, to_json
 from symlinkd.runtime import PassOptions, build_runtime
 from symlinkd.settings import Settings
+from symlinkd.statefail import StatePassError
 
 
 def run_scan(settings: Settings, paths: tuple[str, ...], args: argparse.Namespace) -> int:
     options = PassOptions(paths=paths, apply=args.apply, force=args.force,
                           notify=not args.no_notify, kind="subtree" if paths else "full",
                           keep_all=args.all, target_index=False)
-    report = run_pass(settings, options, show_progress=not args.json)
+    try:
+        report = run_pass(settings, options, show_progress=not args.json)
+    except StatePassError as failed:
+        # The changes made before the state disk failed are reported; the CLI adds the line.
+        if isinstance(failed.report, PassReport):
+            show(failed.report, settings, as_json=args.json, all_links=args.all)
+        raise
     show(report, settings, as_json=args.json, all_links=args.all)
     return exit_code(report)
 

@@ -41,6 +41,7 @@ from symlinkd.linkdigest import (
     link_key,
 )
 from symlinkd.model import Judgement, LinkHistory, MountState
+from symlinkd.statefail import keep_reserve, state_error
 
 __all__ = [
     "MIGRATIONS", "JournalAction", "JournalEntry", "JournalState", "PassRecorder", "RunSummary",
@@ -154,17 +155,22 @@ class StateDB(JournalStore):
         self._clock = clock
         self._lock = threading.RLock()
         self._lock_fd: int | None = None
-        self._conn = sqlite3.connect(
-            os.path.join(state_dir, "state.sqlite3"),
-            isolation_level=None,  # explicit BEGIN/COMMIT: we decide what one transaction is
-            check_same_thread=False,
-            timeout=30.0,
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a process crash (kill -9) at every commit; only a power cut
-        # can lose the last transactions, and then the farm's own unsynced renames go with them.
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        migrate(self._conn)
+        self.path = os.path.join(state_dir, "state.sqlite3")
+        try:
+            self._conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,  # explicit BEGIN/COMMIT: we decide what one transaction is
+                check_same_thread=False,
+                timeout=30.0,
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a process crash (kill -9) at every commit; only a power
+            # cut can lose the last transactions, and then the farm's own unsynced renames too.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            migrate(self._conn)
+        except sqlite3.Error as exc:
+            raise state_error(exc, self.path) from exc
+        keep_reserve(state_dir)
         self._digest: LinkDigest | None = None
         super().__init__(self._conn, self._lock, clock)
         self.holds = HoldStore(self._conn, self._lock, clock)
@@ -353,7 +359,11 @@ class StateDB(JournalStore):
                 self._drop_unseen(cur, digest)
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            # SQLite already rolled back after some errors (SQLITE_FULL): a second ROLLBACK
+            # would hide the real cause behind "no transaction is active".
+            if self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    cur.execute("ROLLBACK")
             self._digest = None  # the cache may now disagree with the table; reload
             raise
 
