@@ -212,9 +212,22 @@ class Runtime:
         if options.notify:
             changes = changes_from_outcomes(report.outcomes)
             changes.extend(_new_link_changes(unseen))
-            lines = self.notifier.notify(changes, dry_run=not options.apply)
-            report.notes.extend(lines)
+            failure = self._notify(report, changes, options, failure)
         return self._finish(report, options, failure)
+
+    def _notify(self, report: PassReport, changes: list[Change], options: PassOptions,
+                failure: StateError | None) -> StateError | None:
+        """Tell the media servers; a server that is down gets its changes kept in the outbox,
+        and when the state disk cannot take them either, the report says so."""
+        try:
+            report.notes.extend(self.notifier.notify(changes, dry_run=not options.apply))
+        except sqlite3.Error as exc:
+            failure = failure or state_error(exc, self.state.path)
+            report.notes.append(
+                f"notifications for {len(changes)} change(s) could not be kept in the outbox "
+                f"({failure}); a media server that missed them sees them at its own next scan"
+            )
+        return failure
 
     def _judge(  # noqa: PLR0917 -- one pass's parts, split for reading
         self, report: PassReport, options: PassOptions, paths: tuple[str, ...],

@@ -83,3 +83,25 @@ def test_read_only_state_dir_names_the_path_and_errno(tmp_path: Path) -> None:
             assert proc.stderr.strip().splitlines()[-1].startswith(
                 f"symlinkd: error: state database {db}: "), (args, proc.stderr)
             assert proc.stderr.strip().endswith("(EROFS)"), (args, proc.stderr)
+
+
+def test_state_disk_full_with_a_server_down_says_the_outbox_could_not_keep_its_changes(
+    tmp_path: Path,
+) -> None:
+    config, state_dir = relinkable(str(tmp_path), 600)
+    token = tmp_path / "plex-token"
+    token.write_text("not-a-real-token")
+    with open(config, "a") as f:  # a Plex that is down: its changes go to the outbox
+        f.write("notify:\n  retries: 0\n  plex:\n    url: http://127.0.0.1:9/\n"
+                f"    token_file: {token}\n")
+    os.makedirs(state_dir)
+    with mounted("-t", "tmpfs", "-o", "size=640k", "tmpfs", state_dir):
+        proc = symlinkd("scan", "--apply", "--json", "--config", config)
+        db = os.path.join(state_dir, "state.sqlite3")
+        assert proc.returncode == 4, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == (
+            f"symlinkd: error: state database {db}: database or disk is full (ENOSPC)")
+        report = json.loads(proc.stdout)
+        assert report["results"]["relink"].get("done", 0) > 0
+        notes = " ".join(report["notes"])
+        assert "could not be kept in the outbox" in notes, report["notes"]
