@@ -14,22 +14,18 @@ release entered the library, and a repair must neither extend nor reset that.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import secrets
-import signal
 import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import FrameType
-from typing import Any
 
 from symlinkd.containment import TMP_PREFIX, Area, OutsideZone, Zone
 from symlinkd.journal import JournalAction, JournalState
+from symlinkd.linkops import describe_os_error, discard_link, move_link, place_link, signals_held
 from symlinkd.model import (
     ActionKind,
     MountState,
@@ -58,54 +54,6 @@ class _Changed(Exception):
 class _Seen:
     target: str
     st: os.stat_result
-
-
-@contextmanager
-def signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM wait until the journaled action in hand is finished and marked: an
-    interrupted apply never leaves its temporary link (or a half-moved one) behind. A signal
-    that came meanwhile is handed to the handler it was meant for (``KeyboardInterrupt`` for
-    the CLI) the moment this block ends. Python runs signal handlers in the main thread only,
-    so the handlers are swapped there (a thread mask would not do: the kernel hands a blocked
-    signal to another thread); in other threads (the daemon's passes) this changes nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-
-    def defer(signum: int, _frame: FrameType | None) -> None:
-        caught.append(signum)
-
-    previous: dict[int, Callable[[int, FrameType | None], Any] | int] = {}
-    for held in (signal.SIGINT, signal.SIGTERM):
-        handler = signal.getsignal(held)
-        if handler is not None:  # None: installed outside Python; not ours to swap
-            previous[held] = signal.signal(held, defer) or handler
-    try:
-        yield
-    finally:
-        for number, restore in previous.items():
-            signal.signal(number, restore)
-        if caught:
-            handler = previous[caught[0]]
-            if callable(handler):
-                handler(caught[0], None)
-            elif handler == signal.SIG_DFL:
-                signal.raise_signal(caught[0])
-
-
-def describe_os_error(exc: OSError) -> str:
-    """One line an operator understands: errno name, meaning, and the usual cause."""
-    name = errno.errorcode.get(exc.errno or 0, "error")
-    hint = {
-        errno.EROFS: "the farm is mounted read-only",
-        errno.EACCES: "permission denied (check the farm's owner and symlinkd's user)",
-        errno.EPERM: "operation not permitted (check the farm's owner and symlinkd's user)",
-        errno.ENOSPC: "no space left on the device",
-        errno.EDQUOT: "disk quota exceeded",
-    }.get(exc.errno or 0, exc.strerror or str(exc))
-    where = f" ({exc.filename!s})" if exc.filename else ""
-    return f"{name}: {hint}{where}"
 
 
 class Executor:
@@ -279,7 +227,7 @@ class Executor:
             place_link(tmp, action.new_target, seen.st)
             os.replace(tmp, path)
         except OSError as exc:
-            _discard(tmp)
+            discard_link(tmp)
             message = describe_os_error(exc)
             self.state.journal_mark(run_id, seq, JournalState.FAILED, message)
             return Outcome(planned, OutcomeResult.FAILED, message)
@@ -400,50 +348,3 @@ class MountRecheck:
             self._last = now
             self._bad.update(n for n, st in self.monitor.probe().items() if not st.up)
         return name not in self._bad
-
-
-def place_link(path: str, target: str, like: os.stat_result | None = None, *,
-               mtime_ns: int | None = None, uid: int | None = None,
-               gid: int | None = None) -> None:
-    """Create symlink ``path`` -> ``target`` with the owner and mtime of ``like`` (or the given
-    values). Fails with EEXIST rather than replace anything."""
-    os.symlink(target, path)
-    try:
-        owner = (like.st_uid, like.st_gid) if like is not None else (uid, gid)
-        if owner[0] is not None and owner[1] is not None and os.geteuid() == 0:
-            os.lchown(path, owner[0], owner[1])
-        mtime = like.st_mtime_ns if like is not None else mtime_ns
-        if mtime is not None:
-            atime = like.st_atime_ns if like is not None else mtime
-            os.utime(path, ns=(atime, mtime), follow_symlinks=False)
-    except OSError:
-        _discard(path)
-        raise
-
-
-def move_link(source: str, dest: str, target: str, st: os.stat_result) -> None:
-    """Move symlink ``source`` to ``dest`` keeping target, owner and mtime: a rename on one
-    filesystem; across filesystems (EXDEV) a copy at ``dest`` first, then ``source`` removed."""
-    if os.path.lexists(dest):
-        raise FileExistsError(errno.EEXIST, "quarantine path already taken", dest)
-    try:
-        os.rename(source, dest)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-    else:
-        return
-    place_link(dest, target, st)
-    try:
-        os.unlink(source)
-    except OSError:
-        _discard(dest)
-        raise
-
-
-def _discard(path: str) -> None:
-    try:
-        if os.path.islink(path):
-            os.unlink(path)
-    except OSError:
-        pass

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from symlinkd.containment import RUN_ID, Area, OutsideZone, Zone
 from symlinkd.errors import StateLocked
-from symlinkd.executor import describe_os_error
+from symlinkd.linkops import describe_os_error
 from symlinkd.metrics import Metrics
 from symlinkd.notifiers.base import Change, ChangeCause, ChangeKind
 from symlinkd.notifiers.hub import NotifierHub

@@ -17,8 +17,8 @@ import secrets
 from dataclasses import dataclass, field
 
 from symlinkd.containment import TMP_PREFIX, Area, Zone, journal_refusal
-from symlinkd.executor import describe_os_error, place_link, signals_held
 from symlinkd.journal import JournalAction, JournalEntry, JournalState
+from symlinkd.linkops import describe_os_error, place_link, signals_held
 from symlinkd.recovery import recover_pending
 from symlinkd.state import StateDB
 
