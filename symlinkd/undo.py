@@ -78,7 +78,7 @@ def undo_run(state: StateDB, run_id: str, zone: Zone) -> UndoReport:
     report = UndoReport(run_id=undo_id, undo_of=run_id)
     folders = [e for e in reversed(todo) if e.action is JournalAction.RMDIR]  # parents first
     made: list[JournalEntry] = []
-    refused = {(e.seq): why for e in todo if (why := journal_refusal(zone, e)) is not None}
+    refused = {e.seq: why for e in todo if (why := journal_refusal(zone, e)) is not None}
     for entry in folders:
         if entry.seq in refused:
             report.items.append(UndoItem(entry.path, "rmdir", UndoResult.REFUSED,
@@ -165,7 +165,9 @@ def _restore_link(state: StateDB, undo_id: str, entry: JournalEntry, zone: Zone)
         return UndoItem(path, action, UndoResult.CONFLICT,
                         "the relinked link is gone (removed since); not recreated")
     tmp = os.path.join(os.path.dirname(path), TMP_PREFIX + secrets.token_hex(6))
-    zone.check(tmp, Area.FARM)  # beside a path that passed the rule: fails only on a race
+    if not zone.allows(tmp, Area.FARM):  # its folder passed the rule: only a race gets here
+        return UndoItem(path, action, UndoResult.REFUSED,
+                        "its folder no longer passes the containment rule; left alone")
     seq = state.journal_begin(
         undo_id, path, JournalAction.RESTORE, old_target=old, old_mtime_ns=entry.old_mtime_ns,
         new_target=now, tmp_path=tmp, old_uid=entry.old_uid, old_gid=entry.old_gid,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INV = "tests/fs/test_invariants.py"
+CONTAIN = "tests/fs/test_containment.py"
 GATE = (
     '        if state is None or not state.up:\n'
     '            health = state.health.value if state is not None else "unknown"\n'
@@ -82,7 +83,7 @@ MUTATIONS = (
                "            if self._jconn.in_transaction:\n"
                "                self._jconn.execute('COMMIT')\n")),
              f"{INV} -k inv6"),
-    Mutation("6 undo does not restore mtime", "symlinkd/executor.py",
+    Mutation("6 undo does not restore mtime", "symlinkd/linkops.py",
              (("            os.utime(path, ns=(atime, mtime), follow_symlinks=False)",
                "            pass"),),
              f"{INV} -k inv6"),
@@ -111,6 +112,35 @@ MUTATIONS = (
                "                if os.path.exists(directory) and os.listdir(directory):\n"
                "                    break"),),
              f"{INV} -k inv8"),
+    Mutation("10 the rule takes any real folder", "symlinkd/containment.py",
+             (("        if not _inside(parent, root.path):", "        if False:"),),
+             f"{CONTAIN} -k nothing_outside"),
+    Mutation("10 undo trusts the journal", "symlinkd/undo.py",
+             (("(why := journal_refusal(zone, e)) is not None", "False"),),
+             f"{CONTAIN} -k undo_of_a_journal"),
+    Mutation("10 recovery trusts the journal", "symlinkd/recovery.py",
+             (("        if refused is not None:", "        if False:"),),
+             f"{CONTAIN} -k forged_pending"),
+    Mutation("11 purge deletes regular files", "symlinkd/journal_cmds.py",
+             (("        if not stat.S_ISLNK(st.st_mode):", "        if False:"),
+              ("        if self.apply:\n            try:\n                os.unlink(path)",
+               "        if self.apply:\n            try:\n                os.unlink(path)"
+               " if not stat.S_ISDIR(st.st_mode) else None")),
+             f"{CONTAIN} -k journaled_run_folders"),
+    Mutation("11 purge of any folder", "symlinkd/journal_cmds.py",
+             (("        run = state.run(name) if RUN_ID.fullmatch(name) else None\n"
+               "        if run is None:",
+               "        run = state.run(name) if RUN_ID.fullmatch(name) else None\n"
+               "        if run is None and False:"),
+              ("        elif run.started < cutoff:", "        elif run is None or "
+               "run.started < cutoff:")),
+             f"{CONTAIN} -k journaled_run_folders"),
+    Mutation("11 purge crosses devices", "symlinkd/journal_cmds.py",
+             (("        if st.st_dev != self.dev:", "        if False:"),
+              ("or st.st_dev != root_dev:", ":"),
+              ("            self.zone.check(path, Area.QUARANTINE, under=self.run_folder)\n",
+               "            pass\n")),
+             f"{CONTAIN} -k device"),
 )
 
 

@@ -280,3 +280,33 @@ def test_purge_never_follows_a_run_folder_that_is_a_symlink(
                          policy=Policy(quarantine_dir=str(q)))
     cmd_quarantine_purge(settings_, older_than_days=0, apply=True)
     assert os.path.islink(out / "keep.mkv") and os.path.islink(q / run_id)
+
+
+def test_purge_never_crosses_into_another_device(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tmpfs mounted on a journaled run's folder (and one inside another run's folder), full
+    of symlinks: purge leaves every one of them, and says why."""
+    from tests.fs.test_executor import mounted  # noqa: PLC0415 -- root-only helper
+
+    farm, q, state_dir = tmp_path / "farm", tmp_path / "q", tmp_path / "state"
+    farm.mkdir()
+    state = StateDB(str(state_dir))
+    on_mount, holding_mount = state.begin_run("full", True), state.begin_run("full", True)
+    state.close()
+    (q / on_mount).mkdir(parents=True)
+    (q / holding_mount / "Show").mkdir(parents=True)
+    os.symlink("/media/mine", q / holding_mount / "mine.mkv")
+    with mounted("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(q / on_mount)), \
+            mounted("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(q / holding_mount / "Show")):
+        for folder in (q / on_mount, q / holding_mount / "Show"):
+            (folder / "Season 1").mkdir()
+            os.symlink("/media/theirs", folder / "Season 1" / "e1.mkv")
+        settings_ = Settings(farm=str(farm), state_dir=str(state_dir), mounts=(),
+                             policy=Policy(quarantine_dir=str(q)))
+        assert cmd_quarantine_purge(settings_, older_than_days=0, apply=True) == 1
+        out = capsys.readouterr().out
+        assert os.path.islink(q / on_mount / "Season 1" / "e1.mkv")
+        assert os.path.islink(q / holding_mount / "Show" / "Season 1" / "e1.mkv")
+        assert not os.path.lexists(q / holding_mount / "mine.mkv")  # its own: purged
+        assert "another device" in out, out
