@@ -59,6 +59,13 @@ def _dev_of_nearest(path: str) -> int | None:
             current = parent
 
 
+def _fence(path: str) -> str:
+    """A mount or the state dir as a real path, resolving only its parent: the mount point
+    itself is never statted (a hung FUSE mount would block right there)."""
+    norm = os.path.normpath(path)
+    return os.path.join(_real(os.path.dirname(norm)), os.path.basename(norm))
+
+
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -117,7 +124,7 @@ class Zone:
                               f"{area.value} (a mount)")
         real_path = os.path.join(parent, name)
         for raw in self._raw_forbidden:
-            fence = _real(raw)
+            fence = _fence(raw)
             if _inside(real_path, fence):
                 raise OutsideZone(f"it is on or below {fence!r} (a mount or the state dir)")
             if _inside(fence, real_path):

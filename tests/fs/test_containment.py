@@ -310,3 +310,23 @@ def test_purge_never_crosses_into_another_device(
         assert os.path.islink(q / holding_mount / "Show" / "Season 1" / "e1.mkv")
         assert not os.path.lexists(q / holding_mount / "mine.mkv")  # its own: purged
         assert "another device" in out, out
+
+
+def test_the_rule_never_stats_a_mount(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hung FUSE mount blocks any stat of it: the rule resolves a mount's parent, never the
+    mount point itself, so the executor's per-action check cannot hang on one."""
+    p = layout(str(tmp_path))
+    zone = zone_of(p)
+    real_lstat, real_stat = os.lstat, os.stat
+
+    def guarded(real: Any) -> Any:
+        def call(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if os.fsdecode(path).startswith(p["zurg"]):
+                raise AssertionError(f"statted the mount: {path!r}")
+            return real(path, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(os, "lstat", guarded(real_lstat))
+    monkeypatch.setattr(os, "stat", guarded(real_stat))
+    assert zone.allows(os.path.join(p["farm"], "Show", "Season 1", "e1.mkv"), Area.FARM)
+    assert zone.allows(os.path.join(p["quarantine"], "run", "e1.mkv"), Area.QUARANTINE)
