@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from symlinkd.cli import main
 from symlinkd.containment import Area, OutsideZone, Zone
 from symlinkd.journal import JournalAction, JournalState
 from symlinkd.journal_cmds import cmd_quarantine_purge, cmd_undo
@@ -218,7 +219,12 @@ def test_forged_pending_row_and_scan_apply_deletes_nothing_outside(
         f"mounts:\n  - name: zurg\n    path: {p['zurg']}\n    require_mountpoint: false\n"
         f"policy:\n  quarantine_dir: {p['quarantine']}\n"
     )
-    main(["scan", "--apply", "--no-notify", "--config", str(config)])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYMLINKD_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    # A child process, as the operator runs it (and the CLI's logging setup stays out of here).
+    subprocess.run([sys.executable, "-m", "symlinkd", "scan", "--apply", "--no-notify",
+                    "--config", str(config)], capture_output=True, env=env, timeout=120,
+                   check=False)
     assert tree(out) == before
     state = StateDB(p["state"])
     entries = state.journal(run_id)
