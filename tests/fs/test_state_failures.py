@@ -68,7 +68,8 @@ def test_state_disk_full_mid_apply_names_the_cause_and_reports_the_work_done(
         (run,) = json.loads(history.stdout)
         assert run["finished"] is not None
         assert re.search(r"state database .*full", run["refused"] or ""), run
-        assert run["counts"].get("action:relink") == done, run
+        assert run["actions"]["relink"]["done"] == done, run
+        assert run["note"] == run["refused"], run  # said as it is, not as "refused: ..."
 
 
 def test_read_only_state_dir_names_the_path_and_errno(tmp_path: Path) -> None:
