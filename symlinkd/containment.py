@@ -73,15 +73,29 @@ def _inside(path: str, root: str) -> bool:
 class Zone:
     """The farm and the quarantine minus the state dir and the mounts, as real paths."""
 
-    def __init__(self, farm: str, quarantine: str, *, forbidden: Iterable[str] = ()) -> None:
+    def __init__(self, farm: str, quarantine: str, *, forbidden: Iterable[str] = (),
+                 state_dir: str | None = None) -> None:
         self.farm = os.path.normpath(farm)
         self.quarantine = os.path.normpath(quarantine)
         self._raw_forbidden = tuple(p for p in forbidden if p and "\0" not in p)
+        self._raw_state = state_dir if state_dir and "\0" not in state_dir else None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Zone:
         return cls(settings.farm, settings.policy.quarantine_dir,
-                   forbidden=(settings.state_dir, *(m.path for m in settings.mounts)))
+                   forbidden=tuple(m.path for m in settings.mounts),
+                   state_dir=settings.state_dir)
+
+    def _fences(self, area: Area, root: str) -> list[str]:
+        fences = [_fence(raw) for raw in self._raw_forbidden]
+        if self._raw_state is not None:
+            state = _fence(self._raw_state)
+            # The documented default keeps the quarantine inside the state dir
+            # (/config/symlinkd/quarantine): there the state dir fences off everything but the
+            # quarantine itself (config refuses a quarantine equal to or holding the state dir).
+            if not (area is Area.QUARANTINE and root != state and _inside(root, state)):
+                fences.append(state)
+        return fences
 
     def _root(self, area: Area) -> _Root:
         # Resolved on every call: a quarantine made since, or a root swapped for a symlink,
@@ -123,8 +137,7 @@ class Zone:
             raise OutsideZone(f"its real folder {parent!r} is on another device than the "
                               f"{area.value} (a mount)")
         real_path = os.path.join(parent, name)
-        for raw in self._raw_forbidden:
-            fence = _fence(raw)
+        for fence in self._fences(area, root.path):
             if _inside(real_path, fence):
                 raise OutsideZone(f"it is on or below {fence!r} (a mount or the state dir)")
             if _inside(fence, real_path):

@@ -336,3 +336,20 @@ def test_the_rule_never_stats_a_mount(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(os, "stat", guarded(real_stat))
     assert zone.allows(os.path.join(p["farm"], "Show", "Season 1", "e1.mkv"), Area.FARM)
     assert zone.allows(os.path.join(p["quarantine"], "run", "e1.mkv"), Area.QUARANTINE)
+
+
+def test_the_default_quarantine_inside_the_state_dir_is_usable(tmp_path: Path) -> None:
+    """The documented default: quarantine_dir = <state_dir>/quarantine. The quarantine is open,
+    the rest of the state dir (the database) stays fenced off."""
+    farm, state = tmp_path / "farm", tmp_path / "state"
+    (state / "quarantine").mkdir(parents=True)
+    (state / "state.sqlite3").write_text("")
+    farm.mkdir()
+    zone = Zone(str(farm), str(state / "quarantine"), state_dir=str(state))
+    run = "20261206T000000Z-abcdef"
+    assert zone.allows(str(state / "quarantine" / run / "Show" / "x.mkv"), Area.QUARANTINE)
+    assert not zone.allows(str(state / "state.sqlite3"), Area.QUARANTINE)
+    assert not zone.allows(str(state / "state.sqlite3"), Area.FARM)
+    # a quarantine that *is* the state dir opens nothing in it
+    same = Zone(str(farm), str(state), state_dir=str(state))
+    assert not same.allows(str(state / "x"), Area.QUARANTINE)
