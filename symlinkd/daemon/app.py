@@ -85,7 +85,7 @@ class Daemon:
         self.config_path = config_path
         self.runtime = runtime
         self._next_settings: Settings | None = None  # applied by the worker between passes
-        self.queue = ScanQueue()
+        self.queue = ScanQueue(farm=settings.farm)
         self.targets = TargetIndex()
         self.transitions = MountTransitions()  # a warning when a mount goes bad, info when back
         self.worker = Worker(self.queue, self._run_request, on_report=self.targets.update)

@@ -4,6 +4,7 @@ farm or the state database, and a burst of triggers costs one pass, not one each
 
 from __future__ import annotations
 
+import posixpath
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -14,6 +15,13 @@ import structlog
 from symlinkd.model import PassReport
 
 log = structlog.get_logger("symlinkd.daemon")
+
+# Pending work is bounded whatever arrives (issue 9, finding 7: 50 requests of 40,000 paths took
+# the daemon from 53 MB to 764 MB). Past these, subtree paths coalesce to their parent folders,
+# then to one full pass; refresh directories coalesce to parents, then the excess is dropped
+# (a refresh only shortens rclone's cache; the cache expires by itself).
+MAX_PENDING_PATHS = 20_000
+MAX_PENDING_REFRESH = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +87,15 @@ class ScanQueue:
     subtree pass runs next.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, farm: str | None = None, max_paths: int = MAX_PENDING_PATHS,
+        max_refresh: int = MAX_PENDING_REFRESH,
+    ) -> None:
+        # Without the farm root, paths cannot climb to their parents safely (never out of the
+        # farm): an overflow becomes a full pass at once.
+        self._farm = posixpath.normpath(farm) if farm is not None else None
+        self._max_paths = max_paths
+        self._max_refresh = max_refresh
         self._cond = threading.Condition()
         self._pending = _Pending()
         self._closed = False
@@ -98,7 +114,11 @@ class ScanQueue:
             else:
                 pending.paths.update(request.paths)
                 pending.subtree_sources.add(request.source)
+                if len(pending.paths) > self._max_paths:
+                    self._coalesce_paths()
             pending.refresh.update(request.refresh)
+            if len(pending.refresh) > self._max_refresh:
+                pending.refresh = _coalesce_refresh(pending.refresh, self._max_refresh)
             self._cond.notify()
             return True
 
@@ -116,6 +136,22 @@ class ScanQueue:
             request = self._take()
             self.busy = True
             return request
+
+    def _coalesce_paths(self) -> None:
+        pending = self._pending
+        before = len(pending.paths)
+        merged = _coalesce(pending.paths, self._max_paths, self._farm)
+        if merged is None:
+            pending.full = True
+            pending.full_sources.update(pending.subtree_sources)
+            pending.paths = set()
+            pending.subtree_sources.clear()
+            log.warning("pending paths over the limit; one full pass instead", paths=before,
+                        limit=self._max_paths)
+        else:
+            pending.paths = merged
+            log.info("pending paths coalesced to their folders", paths=before,
+                     folders=len(merged), limit=self._max_paths)
 
     def _take(self) -> ScanRequest:
         pending = self._pending
@@ -167,6 +203,51 @@ class ScanQueue:
                     return False
                 self._cond.wait(remaining)
             return True
+
+
+def _coalesce(paths: set[str], limit: int, farm: str | None) -> set[str] | None:
+    """``paths`` climbed to their parent folders (never above ``farm``), nested ones dropped,
+    until at most ``limit`` remain; None when only a full pass covers them (the farm itself is
+    among them, or no root is known)."""
+    current = _outermost(paths)
+    while len(current) > limit:
+        if farm is None:
+            return None
+        parents = {_parent_within(p, farm) for p in current}
+        if farm in parents:
+            return None
+        current = _outermost(parents)
+    if farm is not None and farm in current and len(current) > 1:
+        return None
+    return current
+
+
+def _parent_within(path: str, farm: str) -> str:
+    parent = posixpath.dirname(path)
+    inside = parent == farm or parent.startswith(farm.rstrip("/") + "/")
+    return parent if inside else farm
+
+
+def _outermost(paths: set[str]) -> set[str]:
+    """Drop every path that lies under another one of the set (its subtree pass covers it)."""
+    kept: list[list[str]] = []
+    for parts in sorted(p.split("/") for p in paths):  # an ancestor sorts right before its own
+        if kept and parts[:len(kept[-1])] == kept[-1]:
+            continue
+        kept.append(parts)
+    return {"/".join(parts) for parts in kept}
+
+
+def _coalesce_refresh(refresh: set[tuple[str, str]], limit: int) -> set[tuple[str, str]]:
+    """Each directory's parent (Zurg's torrent folders share ``__all__``); past the limit still,
+    the excess is dropped with a warning."""
+    parents = {(mount, posixpath.dirname(d) if d.count("/") > 1 else d) for mount, d in refresh}
+    if len(parents) <= limit:
+        return parents
+    kept = set(sorted(parents)[:limit])
+    log.warning("rclone refresh list over the limit; the rest waits for rclone's cache",
+                dropped=len(parents) - limit, limit=limit)
+    return kept
 
 
 def _join(sources: Sequence[str] | set[str]) -> str:

@@ -117,3 +117,64 @@ def test_worker_runs_one_at_a_time_and_survives_a_crash() -> None:
     assert "scanner bug" in worker.last.error
     queue.close()
     assert worker.join(5)
+
+
+# -- issue 9, finding 7: pending work stays bounded -----------------------------------------
+
+def _covered(path: str, pending: frozenset[str]) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in pending)
+
+
+def test_a_flood_of_paths_coalesces_to_parents_and_stays_bounded() -> None:
+    queue = ScanQueue(farm="/farm", max_paths=1000)
+    sent: list[str] = []
+    for i in range(50):
+        batch = [f"/farm/Shows/S{i:02d}/Season {j % 10}/e{j}.mkv" for j in range(4000)]
+        sent += batch
+        assert queue.put(ScanRequest.subtree(batch, "api"))
+        full, pending = queue.pending()
+        assert pending <= 1000
+    full, pending = queue.pending()
+    assert not full
+    got = queue.get(timeout=1)
+    assert got is not None and not got.full
+    assert len(got.paths) <= 1000
+    assert all(_covered(p, got.paths) for p in sent)  # nothing asked for is lost
+    assert all(p.startswith("/farm/") for p in got.paths)
+
+
+def test_past_what_parents_can_hold_the_flood_becomes_one_full_pass() -> None:
+    queue = ScanQueue(farm="/farm", max_paths=100)
+    for i in range(5):
+        queue.put(ScanRequest.subtree([f"/farm/T{i}-{j}/x" for j in range(1000)], "api"))
+        assert queue.pending()[1] <= 100
+    assert queue.pending() == (True, 0)
+    got = queue.get(timeout=1)
+    assert got is not None and got.full and "api" in got.source
+
+
+def test_without_a_farm_root_an_overflow_is_a_full_pass() -> None:
+    queue = ScanQueue(max_paths=10)
+    queue.put(ScanRequest.subtree([f"/f/a/{j}" for j in range(11)], "watch"))
+    assert queue.pending() == (True, 0)
+
+
+def test_refresh_directories_stay_bounded() -> None:
+    queue = ScanQueue(farm="/farm", max_refresh=100)
+    for i in range(20):
+        queue.put(ScanRequest.subtree([], "zurg", refresh=[
+            ("zurg", f"/m/zurg/__all__/T{i}-{j}") for j in range(100)]))
+    got = queue.get(timeout=1)
+    assert got is not None
+    assert 0 < len(got.refresh) <= 100
+    assert ("zurg", "/m/zurg/__all__") in got.refresh
+
+
+def test_the_farm_root_itself_never_coalesces_out_of_the_farm() -> None:
+    queue = ScanQueue(farm="/farm", max_paths=2)
+    queue.put(ScanRequest.subtree(["/farm", "/farm/a/b", "/farm/c/d"], "api"))
+    full, paths = queue.pending()
+    assert full or paths <= 2
+    got = queue.get(timeout=1)
+    assert got is not None
+    assert got.full or all(p == "/farm" or p.startswith("/farm/") for p in got.paths)
