@@ -1,46 +1,52 @@
 """The daemon's one HTTP port: metrics, health, webhooks, manual trigger.
 
-Standard library ``ThreadingHTTPServer``: five routes, no templating, no sessions, and nothing a
-framework would check for us that is not a few lines here (token, size, JSON); one thread per
-request so a slow scrape never blocks a webhook, and handlers only enqueue work.
+A small WSGI app served by waitress (``listener``): a bounded pool of worker threads, a cap on
+open connections (the excess is answered 503 at once), strict request parsing and ``HEAD``.
+Issue 9 (findings 7, 8) showed the standard library server needed all of that added by hand.
+Handlers only enqueue work; /metrics is prometheus-client's own WSGI app.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
-import socket
+import resource
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.exposition import choose_encoder
+from prometheus_client import CollectorRegistry, Counter, make_wsgi_app
 
+from symlinkd.daemon.listener import Server, quiet_waitress
 from symlinkd.daemon.queue import ScanRequest
 from symlinkd.daemon.webhooks import (
     PayloadError,
     TargetIndex,
     arr_event,
-    farm_paths,
+    load_json,
+    scan_paths,
     zurg_dirs,
+    zurg_names,
 )
 from symlinkd.settings import MountSettings, Settings
 
 log = structlog.get_logger("symlinkd.http")
 
-# After a 413 the rest of the body is read and thrown away for this long, so the client sees
-# the answer instead of a connection reset (closing with unread data makes the kernel send RST).
-_DRAIN_SECONDS = 2.0
-_DRAIN_CHUNK = 65536
+# Worker threads run handlers (each only parses a body and enqueues); four keep a slow /metrics
+# from delaying a webhook. Connections: far more than Prometheus, the probes, Sonarr, Radarr
+# and Zurg ever hold at once, and each idle one costs a socket, not a thread.
+THREADS = 4
+CONNECTION_LIMIT = 512
 
 Check = Callable[[], tuple[bool, dict[str, Any]]]
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,298 +61,267 @@ class HttpContext:
     targets: TargetIndex
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a stuck client never holds up shutdown
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], context: HttpContext) -> None:
-        self.context = context
-        self.requests_total = Counter(
-            "symlinkd_http_requests", "HTTP requests to the daemon by route and status code",
-            ["route", "code"], registry=context.registry,
-        )
-        super().__init__(address, _Handler)
-
-
 class HttpServer:
     """The listening server on its own thread."""
 
-    def __init__(self, listen: str, context: HttpContext) -> None:
+    def __init__(
+        self, listen: str, context: HttpContext, *, threads: int = THREADS,
+        connection_limit: int = CONNECTION_LIMIT,
+    ) -> None:
         host, _, port = listen.rpartition(":")
-        self._server = _Server((host.strip("[]") or "0.0.0.0", int(port)), context)
-        # A short poll interval: shutdown() waits for the loop to notice, and stop has 10 s.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-            name="symlinkd-http", daemon=True,
+        quiet_waitress()
+        self._server = Server(
+            HttpApp(context), host=host.strip("[]") or "0.0.0.0", port=int(port),
+            threads=threads, connection_limit=_within_descriptors(connection_limit),
+            body_limit=lambda: context.settings().daemon.max_body_bytes,
         )
+        self._thread = threading.Thread(target=self._server.run, name="symlinkd-http",
+                                         daemon=True)
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return int(self._server.effective_port)
 
     def start(self) -> None:
         self._thread.start()
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        if self._thread.is_alive():
+            self._server.stop()
+            self._thread.join(5)
+        else:
+            self._server.close()
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=2)
+
+
+def _within_descriptors(limit: int) -> int:
+    """Half the process's descriptors at most: the farm walk and the state database need the
+    rest."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return limit if soft == resource.RLIM_INFINITY else max(8, min(limit, soft // 2))
 
 
 class _Reply(Exception):
     """The answer to send; raised from deep in a handler to end it."""
 
-    def __init__(self, status: int, body: dict[str, Any], *, drain: bool = False) -> None:
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
         super().__init__(status)
         self.status = status
         self.body = body
-        self.drain = drain
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    server_version = "symlinkd"
-    sys_version = ""
-    # Socket timeout: a client that announces a body and stalls (or trickles headers) loses its
-    # connection instead of holding a thread forever.
-    timeout = 30
-
-    # -- routing -------------------------------------------------------------------------------
-    def do_GET(self) -> None:
-        route = urlsplit(self.path).path
-        handlers: dict[str, Callable[[], None]] = {
-            "/metrics": self._metrics, "/healthz": self._healthz, "/readyz": self._readyz,
-        }
-        self._dispatch(route, handlers, allowed_elsewhere=_POST_ROUTES)
-
-    def do_POST(self) -> None:
-        route = urlsplit(self.path).path
-        handlers: dict[str, Callable[[], None]] = {
-            "/webhook/sonarr": lambda: self._arr("sonarr"),
-            "/webhook/radarr": lambda: self._arr("radarr"),
-            "/webhook/zurg": self._zurg,
-            "/api/v1/scan": self._scan,
-        }
-        self._dispatch(route, handlers, allowed_elsewhere=_GET_ROUTES)
-
-    do_PUT = do_POST  # noqa: N815 - stdlib naming; Sonarr/Radarr can send webhooks with PUT
-
-    def _dispatch(
-        self, route: str, handlers: dict[str, Callable[[], None]], allowed_elsewhere: set[str]
-    ) -> None:
-        handler = handlers.get(route)
-        if handler is None:
-            handler = _wrong_method if route in allowed_elsewhere else _no_route
-        try:
-            handler()
-        except _Reply as reply:
-            self._json(reply.status, reply.body, drain=reply.drain, route=route)
-        except Exception:  # a handler bug answers 500 and the server lives on
-            log.exception("request failed", route=route)
-            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"},
-                       drain=True, route=route)
-
-    # -- GET -----------------------------------------------------------------------------------
-    def _metrics(self) -> None:
-        # Content negotiation as prometheus_client's own server does: OpenMetrics when the
-        # scraper asks for it, else the classic text format.
-        encode, content_type = choose_encoder(self.headers.get("Accept", ""))
-        body = encode(self.server.context.registry)
-        self._count("/metrics", 200)
-        self._send(200, body, content_type)
-
-    def _healthz(self) -> None:
-        ok, detail = self.server.context.healthy()
-        raise _Reply(200 if ok else 503, {"status": "ok" if ok else "unhealthy", **detail})
-
-    def _readyz(self) -> None:
-        ok, detail = self.server.context.ready()
-        raise _Reply(200 if ok else 503, {"status": "ready" if ok else "not ready", **detail})
-
-    # -- POST ----------------------------------------------------------------------------------
-    def _arr(self, kind: str) -> None:
-        settings = self._authorised()
-        payload = self._json_body(required=True)
-        arr = getattr(settings.notify, kind)
-        path_map = arr.path_map if arr is not None else ()
-        try:
-            meaning = arr_event(payload, path_map=path_map, farm=settings.farm)
-        except PayloadError as exc:
-            raise _Reply(400, {"error": str(exc)}) from exc
-        if not meaning.paths:
-            log.info("webhook ignored", source=kind, arr_event=meaning.event, why=meaning.ignored)
-            raise _Reply(200, {"event": meaning.event, "ignored": meaning.ignored})
-        self._enqueue(ScanRequest.subtree(meaning.paths, source=f"{kind}:{meaning.event}"))
-        log.info("webhook accepted", source=kind, arr_event=meaning.event,
-                 paths=list(meaning.paths))
-        raise _Reply(202, {"event": meaning.event, "queued": list(meaning.paths)})
-
-    def _zurg(self) -> None:
-        settings = self._authorised()
-        body = self._body()
-        content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        directories = _zurg_directories(body, content_type)
-        mount = _zurg_mount(settings, self._query().get("mount", [""])[0])
-        try:
-            targets = zurg_dirs(directories, mount)
-        except PayloadError as exc:
-            raise _Reply(400, {"error": str(exc)}) from exc
-        if not targets:
-            raise _Reply(400, {"error": "no directories given"})
-        # rclone caches directory listings; refresh each changed folder and its parent (a new or
-        # renamed torrent folder appears in the parent's listing).
-        refresh = {(mount.name, t) for t in targets}
-        refresh |= {(mount.name, t.rpartition("/")[0] or "/") for t in targets}
-        index = self.server.context.targets
-        if not index.ready:
-            # No full pass has mapped targets to farm folders yet: only a full pass is correct.
-            self._enqueue(ScanRequest(full=True, source="zurg", refresh=frozenset(refresh)))
-            raise _Reply(202, {"queued": "full", "directories": targets})
-        folders = sorted(index.farm_dirs(targets))
-        self._enqueue(ScanRequest.subtree(folders, source="zurg", refresh=refresh))
-        log.info("zurg update", directories=targets, farm_folders=len(folders))
-        raise _Reply(202, {"directories": targets, "queued": folders})
-
-    def _scan(self) -> None:
-        settings = self._authorised()
-        payload = self._json_body(required=False)
-        if payload is None:
-            payload = {}
-        if not isinstance(payload, dict):
-            raise _Reply(400, {"error": "expected a JSON object"})
-        raw = payload.get("paths", [payload["path"]] if "path" in payload else [])
-        if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
-            raise _Reply(400, {"error": "path must be a string, paths a list of strings"})
-        if not raw:
-            self._enqueue(ScanRequest.full_pass("api"))
-            raise _Reply(202, {"queued": "full"})
-        absolute = [p if p.startswith("/") else f"{settings.farm.rstrip('/')}/{p}" for p in raw]
-        inside, outside = farm_paths(absolute, settings.farm)
-        if outside:
-            raise _Reply(400, {"error": "not inside the farm", "paths": outside})
-        self._enqueue(ScanRequest.subtree(inside, source="api"))
-        raise _Reply(202, {"queued": inside})
-
-    # -- helpers -------------------------------------------------------------------------------
-    def _enqueue(self, request: ScanRequest) -> None:
-        if not self.server.context.enqueue(request):
-            raise _Reply(503, {"error": "shutting down"}, drain=True)
-
-    def _query(self) -> dict[str, list[str]]:
-        return parse_qs(urlsplit(self.path).query)
-
-    def _authorised(self) -> Settings:
-        """The token check comes before the body is read: a stranger's upload costs nothing."""
-        settings = self.server.context.settings()
-        token = settings.daemon.webhook_token
-        if token is None:
-            raise _Reply(403, {"error": "webhooks are off: set daemon.webhook_token_file"},
-                         drain=True)
-        given = self.headers.get("X-Api-Key") or self._query().get("token", [""])[0]
-        if not hmac.compare_digest(given.encode(), token.reveal().encode()):
-            raise _Reply(401, {"error": "missing or wrong token"}, drain=True)
-        return settings
-
-    def _body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            raise _Reply(411, {"error": "send a Content-Length"}, drain=True)
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError as exc:
-            raise _Reply(400, {"error": "bad Content-Length"}, drain=True) from exc
-        limit = self.server.context.settings().daemon.max_body_bytes
-        if length > limit:
-            raise _Reply(413, {"error": f"body over {limit} bytes"}, drain=True)
-        if length < 0:
-            raise _Reply(400, {"error": "bad Content-Length"}, drain=True)
-        return self.rfile.read(length) if length else b""
-
-    def _json_body(self, *, required: bool) -> Any:
-        body = self._body()
-        if not body.strip():
-            if required:
-                raise _Reply(400, {"error": "empty body"})
-            return None
-        try:
-            return json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise _Reply(400, {"error": f"malformed JSON: {exc}"}) from exc
-
-    def _json(self, status: int, body: dict[str, Any], *, drain: bool, route: str) -> None:
-        self._count(route, status)
-        data = json.dumps(body).encode() + b"\n"
-        self._send(status, data, "application/json", close=drain)
-        if drain:
-            self._drain()
-
-    def _send(self, status: int, data: bytes, content_type: str, *, close: bool = False) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(data)
-        self.wfile.flush()
-
-    def _drain(self) -> None:
-        """Read and discard whatever the client still sends (bounded in time), never keeping it."""
-        try:
-            self.connection.shutdown(socket.SHUT_WR)
-            deadline = time.monotonic() + _DRAIN_SECONDS
-            while (left := deadline - time.monotonic()) > 0:
-                self.connection.settimeout(left)
-                if not self.connection.recv(_DRAIN_CHUNK):
-                    break
-        except OSError:
-            pass  # the client went away first: nothing left to protect
-
-    def _count(self, route: str, status: int) -> None:
-        known = route if route in _GET_ROUTES | _POST_ROUTES else "other"
-        self.server.requests_total.labels(route=known, code=str(int(status))).inc()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # The request line can carry ?token=: log the route only.
-        log.debug("http", client=self.client_address[0], route=urlsplit(self.path).path)
-
-
-def _wrong_method() -> None:
-    raise _Reply(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "method not allowed"}, drain=True)
-
-
-def _no_route() -> None:
-    raise _Reply(HTTPStatus.NOT_FOUND, {"error": "no such endpoint"}, drain=True)
+@dataclass(slots=True)
+class _Answer:
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]] = field(default_factory=list)
 
 
 _GET_ROUTES = {"/metrics", "/healthz", "/readyz"}
 _POST_ROUTES = {"/webhook/sonarr", "/webhook/radarr", "/webhook/zurg", "/api/v1/scan"}
 
 
-def _zurg_directories(body: bytes, content_type: str) -> list[str]:
-    """Zurg runs a command with one argument per directory; a wrapper script posts them as a JSON
-    list (or ``{"directories": [...]}``), as text with one per line, or as form fields ``dir``."""
-    try:
-        text = body.decode()
-    except UnicodeDecodeError as exc:
-        raise _Reply(400, {"error": "body is not UTF-8"}) from exc
-    if content_type == "application/json" or text.lstrip().startswith(("[", "{")):
+class HttpApp:
+    """The WSGI application."""
+
+    def __init__(self, context: HttpContext) -> None:
+        self.context = context
+        self.requests_total = Counter(
+            "symlinkd_http_requests", "HTTP requests to the daemon by route and status code",
+            ["route", "code"], registry=context.registry,
+        )
+        self._metrics_app = make_wsgi_app(context.registry)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        route = environ.get("PATH_INFO") or "/"
         try:
-            payload = json.loads(text)
-        except ValueError as exc:
-            if content_type == "application/json":
-                raise _Reply(400, {"error": f"malformed JSON: {exc}"}) from exc
-            payload = None  # a line that merely starts with "[" (a release group tag)
-        else:
-            if isinstance(payload, dict):
-                payload = payload.get("directories")
-            if not isinstance(payload, list) or not all(isinstance(d, str) for d in payload):
-                raise _Reply(400, {"error": "expected a JSON list of directories"})
-            return payload
-    if content_type == "application/x-www-form-urlencoded" and text.startswith("dir="):
-        return parse_qs(text).get("dir", [])
-    # Plain lines; curl --data-binary also labels these as a form.
-    return [line for line in text.splitlines() if line.strip()]
+            answer = self._route(environ, route)
+        except _Reply as reply:
+            answer = _json(reply.status, reply.body)
+        except Exception:  # a handler bug answers 500 and the server lives on
+            log.exception("request failed", route=route)
+            answer = _json(500, {"error": "internal error"})
+        phrase = HTTPStatus(answer.status).phrase
+        start_response(f"{answer.status} {phrase}", [
+            *answer.headers, ("Content-Length", str(len(answer.body))),
+        ])
+        # HEAD: the headers GET would send (its Content-Length too), no body; waitress leaves
+        # that to the application.
+        head = environ.get("REQUEST_METHOD") == "HEAD"
+        return _Body(b"" if head else answer.body,
+                     lambda sent: self._finished(route, answer.status, sent))
+
+    def _finished(self, route: str, status: int, sent: bool) -> None:
+        if not sent:
+            # The client left before the answer (a scrape that timed out): not a server error.
+            log.debug("client_disconnected", route=_known(route), status=status)
+            return
+        self.requests_total.labels(route=_known(route), code=str(status)).inc()
+
+    # -- routing -------------------------------------------------------------------------------
+    def _route(self, environ: Environ, route: str) -> _Answer:
+        method = environ.get("REQUEST_METHOD", "")
+        if route in _GET_ROUTES:
+            if method not in ("GET", "HEAD"):
+                raise _Reply(405, {"error": "method not allowed"})
+            if route == "/metrics":
+                return self._metrics(environ)
+            check = self.context.healthy if route == "/healthz" else self.context.ready
+            ok, detail = check()
+            word = ("ok", "unhealthy") if route == "/healthz" else ("ready", "not ready")
+            return _json(200 if ok else 503, {"status": word[0] if ok else word[1], **detail})
+        if route in _POST_ROUTES:
+            if method not in ("POST", "PUT"):  # Sonarr/Radarr can send webhooks with PUT
+                raise _Reply(405, {"error": "method not allowed"})
+            return self._post(_Request(environ, self.context.settings()), route)
+        raise _Reply(404, {"error": "no such endpoint"})
+
+    def _metrics(self, environ: Environ) -> _Answer:
+        # prometheus-client's WSGI app: content negotiation (OpenMetrics when the scraper asks),
+        # gzip, name[] filters.
+        seen: dict[str, Any] = {}
+
+        def start(status: str, headers: list[tuple[str, str]], *_: Any) -> None:
+            seen["status"], seen["headers"] = int(status.split(maxsplit=1)[0]), headers
+
+        body = b"".join(self._metrics_app({**environ, "REQUEST_METHOD": "GET"}, start))
+        headers = [(k, v) for k, v in seen["headers"] if k.lower() != "content-length"]
+        return _Answer(seen["status"], body, headers)
+
+    def _post(self, request: _Request, route: str) -> _Answer:
+        request.authorise()  # before the body is looked at: a stranger gets 401, not 400
+        try:
+            if route == "/webhook/zurg":
+                return self._zurg(request)
+            if route == "/api/v1/scan":
+                return self._scan(request)
+            return self._arr(request, route.rsplit("/", 1)[1])
+        except PayloadError as exc:
+            raise _Reply(400, {"error": str(exc)}) from exc
+
+    # -- handlers ------------------------------------------------------------------------------
+    def _arr(self, request: _Request, kind: str) -> _Answer:
+        settings = request.settings
+        body = request.body()
+        if not body.strip():
+            raise _Reply(400, {"error": "empty body"})
+        arr = getattr(settings.notify, kind)
+        path_map = arr.path_map if arr is not None else ()
+        meaning = arr_event(load_json(body), path_map=path_map, farm=settings.farm)
+        if not meaning.paths:
+            log.info("webhook ignored", source=kind, arr_event=meaning.event, why=meaning.ignored)
+            return _json(200, {"event": meaning.event, "ignored": meaning.ignored})
+        self._enqueue(ScanRequest.subtree(meaning.paths, source=f"{kind}:{meaning.event}"))
+        log.info("webhook accepted", source=kind, arr_event=meaning.event,
+                 paths=list(meaning.paths))
+        return _json(202, {"event": meaning.event, "queued": list(meaning.paths)})
+
+    def _zurg(self, request: _Request) -> _Answer:
+        content_type = request.environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        names = zurg_names(request.body(), content_type)
+        mount = _zurg_mount(request.settings, request.query("mount"))
+        targets = zurg_dirs(names, mount)
+        if not targets:
+            raise _Reply(400, {"error": "no directories given"})
+        # rclone caches directory listings; refresh each changed folder and its parent (a new or
+        # renamed torrent folder appears in the parent's listing).
+        refresh = {(mount.name, t) for t in targets}
+        refresh |= {(mount.name, t.rpartition("/")[0] or "/") for t in targets}
+        index = self.context.targets
+        if not index.ready:
+            # No full pass has mapped targets to farm folders yet: only a full pass is correct.
+            self._enqueue(ScanRequest(full=True, source="zurg", refresh=frozenset(refresh)))
+            return _json(202, {"queued": "full", "directories": targets})
+        folders = sorted(index.farm_dirs(targets))
+        self._enqueue(ScanRequest.subtree(folders, source="zurg", refresh=refresh))
+        log.info("zurg update", directories=targets, farm_folders=len(folders))
+        return _json(202, {"directories": targets, "queued": folders})
+
+    def _scan(self, request: _Request) -> _Answer:
+        inside, outside = scan_paths(request.body(), request.settings.farm)
+        if outside:
+            raise _Reply(400, {"error": "not inside the farm", "paths": outside})
+        if not inside:
+            self._enqueue(ScanRequest.full_pass("api"))
+            return _json(202, {"queued": "full"})
+        self._enqueue(ScanRequest.subtree(inside, source="api"))
+        return _json(202, {"queued": inside})
+
+    def _enqueue(self, request: ScanRequest) -> None:
+        if not self.context.enqueue(request):
+            raise _Reply(503, {"error": "shutting down"})
+
+
+class _Request:
+    def __init__(self, environ: Environ, settings: Settings) -> None:
+        self.environ = environ
+        self.settings = settings
+
+    def query(self, name: str) -> str:
+        return str(parse_qs(self.environ.get("QUERY_STRING", "")).get(name, [""])[0])
+
+    def authorise(self) -> None:
+        token = self.settings.daemon.webhook_token
+        if token is None:
+            raise _Reply(403, {"error": "webhooks are off: set daemon.webhook_token_file"})
+        expected = token.reveal().encode()
+        # Every offered credential is compared, in constant time, whichever matches.
+        matches = [hmac.compare_digest(given, expected) for given in self._offered()]
+        if not any(matches):
+            raise _Reply(401, {"error": "missing or wrong token"})
+
+    def _offered(self) -> list[bytes]:
+        """``X-Api-Key``, ``?token=``, and the password of ``Authorization: Basic`` (any user
+        name): Sonarr v4 and Radarr v5 send their webhook Username/Password that way."""
+        offered = [
+            self.environ.get("HTTP_X_API_KEY", "").encode("latin-1"),
+            self.query("token").encode("utf-8", "surrogateescape"),
+        ]
+        scheme, _, credentials = self.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(credentials.strip(), validate=True)
+            except (binascii.Error, ValueError):
+                decoded = b""
+            _user, colon, password = decoded.partition(b":")
+            if colon:
+                offered.append(password)
+        return [given for given in offered if given]
+
+    def body(self) -> bytes:
+        # waitress has read the body already, refusing it from Content-Length past the limit of
+        # the moment; a SIGHUP may have lowered the limit since.
+        length = int(self.environ.get("CONTENT_LENGTH") or 0)
+        limit = self.settings.daemon.max_body_bytes
+        if length > limit:
+            raise _Reply(413, {"error": f"body over {limit} bytes"})
+        return bytes(self.environ["wsgi.input"].read(length)) if length else b""
+
+
+class _Body:
+    """The answer's bytes, telling ``done`` whether they were all handed to the server: waitress
+    stops iterating when the client has gone (and still calls ``close``)."""
+
+    def __init__(self, data: bytes, done: Callable[[bool], None]) -> None:
+        self._data = data
+        self._done = done
+        self._sent = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._data
+        self._sent = True
+
+    def close(self) -> None:
+        self._done(self._sent)
+
+
+def _json(status: int, body: dict[str, Any]) -> _Answer:
+    return _Answer(status, json.dumps(body).encode() + b"\n",
+                   [("Content-Type", "application/json")])
+
+
+def _known(route: str) -> str:
+    return route if route in _GET_ROUTES | _POST_ROUTES else "other"
 
 
 def _zurg_mount(settings: Settings, name: str) -> MountSettings:

@@ -3,11 +3,14 @@ farm paths to scan. Pure functions plus the target index; the HTTP layer is in `
 
 from __future__ import annotations
 
+import json
+import os
 import posixpath
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from symlinkd.model import PassReport
 from symlinkd.settings import MountSettings
@@ -18,8 +21,51 @@ _FILE_EVENTS = {
 }
 
 
+# Webhook payloads are a few levels deep; anything much deeper is an attack or a bug.
+MAX_JSON_DEPTH = 32
+
+
 class PayloadError(ValueError):
     """The body is not what the sender documents (HTTP 400)."""
+
+
+def load_json(body: bytes) -> Any:
+    """A request body as JSON: UTF-8, well-formed, at most ``MAX_JSON_DEPTH`` levels deep;
+    anything else is a ``PayloadError`` (never a RecursionError: that was a 500)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError("body is not UTF-8") from exc
+    try:
+        value = json.loads(text)
+    except RecursionError as exc:
+        raise PayloadError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except ValueError as exc:
+        raise PayloadError(f"malformed JSON: {exc}") from exc
+    if _deeper_than(value, MAX_JSON_DEPTH):
+        raise PayloadError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def _encodable(path: str) -> bool:
+    """A name the file system can be asked about (a lone surrogate from JSON ``\\ud800`` is
+    not)."""
+    try:
+        os.fsencode(path)
+    except UnicodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +105,7 @@ def farm_paths(paths: Iterable[str], farm: str) -> tuple[list[str], list[str]]:
     inside: list[str] = []
     outside: list[str] = []
     for raw in paths:
-        if "\x00" in raw or not raw.startswith("/"):
+        if "\x00" in raw or not raw.startswith("/") or not _encodable(raw):
             outside.append(raw)
             continue
         path = posixpath.normpath(raw)
@@ -131,14 +177,60 @@ def zurg_dirs(directories: Iterable[str], mount: MountSettings) -> list[str]:
     ``__all__/<torrent>``) → absolute paths under the rclone mount of that WebDAV root."""
     found: list[str] = []
     for raw in directories:
-        rel = raw.strip().strip("/")
+        # Names are kept exactly, spaces and newlines included: a torrent folder may end in a
+        # space, and a stripped name silently matches nothing.
+        rel = raw.strip("/")
         if not rel:
             continue
         parts = rel.split("/")
-        if "\x00" in rel or ".." in parts:
+        if "\x00" in rel or ".." in parts or not _encodable(rel):
             raise PayloadError(f"not a directory under the WebDAV root: {raw!r}")
         found.append(posixpath.join(mount.path, posixpath.normpath(rel)))
     return list(dict.fromkeys(found))
+
+
+def zurg_names(body: bytes, content_type: str) -> list[str]:
+    """The directories of a Zurg ``on_library_update`` post. Zurg runs a command with one
+    argument per directory; a hook script posts them as a JSON array of names (exact: spaces and
+    newlines kept), ``{"directories": [...]}``, text with one name per line, or form fields
+    ``dir``."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError("body is not UTF-8") from exc
+    if content_type == "application/json" or text.lstrip().startswith(("[", "{")):
+        try:
+            payload = load_json(body)
+        except PayloadError:
+            if content_type == "application/json":
+                raise
+            payload = None  # a line that merely starts with "[" (a release group tag)
+        else:
+            if isinstance(payload, dict):
+                payload = payload.get("directories")
+            if not isinstance(payload, list) or not all(isinstance(d, str) for d in payload):
+                raise PayloadError("expected a JSON list of directories")
+            return payload
+    if content_type == "application/x-www-form-urlencoded" and text.startswith("dir="):
+        return parse_qs(text).get("dir", [])
+    # One name per line: only "\n" ends a line (an optional "\r" before it goes too), so a
+    # name keeps its trailing spaces; blank lines are skipped.
+    lines = (line.removesuffix("\r") for line in text.split("\n"))
+    return [line for line in lines if line.strip()]
+
+
+def scan_paths(body: bytes, farm: str) -> tuple[list[str], list[str]]:
+    """``POST /api/v1/scan``: no body or no path is a full pass (``([], [])``); else
+    ``{"path": p}`` or ``{"paths": [...]}``, relative to the farm or absolute inside it →
+    (normalised paths inside the farm, the paths that are not)."""
+    payload = load_json(body) if body.strip() else {}
+    if not isinstance(payload, dict):
+        raise PayloadError("expected a JSON object")
+    raw = payload.get("paths", [payload["path"]] if "path" in payload else [])
+    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+        raise PayloadError("path must be a string, paths a list of strings")
+    absolute = [p if p.startswith("/") else f"{farm.rstrip('/')}/{p}" for p in raw]
+    return farm_paths(absolute, farm)
 
 
 class TargetIndex:
