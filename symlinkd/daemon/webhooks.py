@@ -48,7 +48,7 @@ def load_json(body: bytes) -> Any:
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
     while stack:
         item, depth = stack.pop()
         children = item.values() if isinstance(item, dict) else item
