@@ -43,6 +43,10 @@ log = structlog.get_logger("symlinkd.http")
 # and Zurg ever hold at once, and each idle one costs a socket, not a thread.
 THREADS = 4
 CONNECTION_LIMIT = 512
+# A body this big (a path list, not a webhook: Sonarr's are a few KB) needs a "heavy" slot (a
+# quarter of the threads); with none free it is answered 503 at once. Parsing 40,000 paths takes
+# a thread for a while, and probes and webhooks must always find one.
+HEAVY_BODY_BYTES = 64 * 1024
 
 Check = Callable[[], tuple[bool, dict[str, Any]]]
 Environ = dict[str, Any]
@@ -71,8 +75,9 @@ class HttpServer:
         host, _, port = listen.rpartition(":")
         quiet_waitress()
         self._server = Server(
-            HttpApp(context), host=host.strip("[]") or "0.0.0.0", port=int(port),
-            threads=threads, connection_limit=_within_descriptors(connection_limit),
+            HttpApp(context, heavy_slots=max(1, threads // 4)),
+            host=host.strip("[]") or "0.0.0.0", port=int(port), threads=threads,
+            connection_limit=_within_descriptors(connection_limit),
             body_limit=lambda: context.settings().daemon.max_body_bytes,
         )
         self._thread = threading.Thread(target=self._server.run, name="symlinkd-http",
@@ -104,10 +109,13 @@ def _within_descriptors(limit: int) -> int:
 class _Reply(Exception):
     """The answer to send; raised from deep in a handler to end it."""
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
+    def __init__(
+        self, status: int, body: dict[str, Any], *, headers: list[tuple[str, str]] | None = None,
+    ) -> None:
         super().__init__(status)
         self.status = status
         self.body = body
+        self.headers = headers or []
 
 
 @dataclass(slots=True)
@@ -124,8 +132,9 @@ _POST_ROUTES = {"/webhook/sonarr", "/webhook/radarr", "/webhook/zurg", "/api/v1/
 class HttpApp:
     """The WSGI application."""
 
-    def __init__(self, context: HttpContext) -> None:
+    def __init__(self, context: HttpContext, *, heavy_slots: int = 1) -> None:
         self.context = context
+        self._heavy = threading.BoundedSemaphore(heavy_slots)
         self.requests_total = Counter(
             "symlinkd_http_requests", "HTTP requests to the daemon by route and status code",
             ["route", "code"], registry=context.registry,
@@ -138,6 +147,7 @@ class HttpApp:
             answer = self._route(environ, route)
         except _Reply as reply:
             answer = _json(reply.status, reply.body)
+            answer.headers += reply.headers
         except Exception:  # a handler bug answers 500 and the server lives on
             log.exception("request failed", route=route)
             answer = _json(500, {"error": "internal error"})
@@ -190,6 +200,10 @@ class HttpApp:
 
     def _post(self, request: _Request, route: str) -> _Answer:
         request.authorise()  # before the body is looked at: a stranger gets 401, not 400
+        heavy = request.length() > HEAVY_BODY_BYTES
+        if heavy and not self._heavy.acquire(blocking=False):
+            raise _Reply(503, {"error": "busy with other large requests; retry"},
+                         headers=[("Retry-After", "2")])
         try:
             if route == "/webhook/zurg":
                 return self._zurg(request)
@@ -198,6 +212,9 @@ class HttpApp:
             return self._arr(request, route.rsplit("/", 1)[1])
         except PayloadError as exc:
             raise _Reply(400, {"error": str(exc)}) from exc
+        finally:
+            if heavy:
+                self._heavy.release()
 
     # -- handlers ------------------------------------------------------------------------------
     def _arr(self, request: _Request, kind: str) -> _Answer:
@@ -288,10 +305,13 @@ class _Request:
                 offered.append(password)
         return [given for given in offered if given]
 
+    def length(self) -> int:
+        return int(self.environ.get("CONTENT_LENGTH") or 0)  # digits: waitress checked them
+
     def body(self) -> bytes:
         # waitress has read the body already, refusing it from Content-Length past the limit of
         # the moment; a SIGHUP may have lowered the limit since.
-        length = int(self.environ.get("CONTENT_LENGTH") or 0)
+        length = self.length()
         limit = self.settings.daemon.max_body_bytes
         if length > limit:
             raise _Reply(413, {"error": f"body over {limit} bytes"})

@@ -206,17 +206,19 @@ class ScanQueue:
 
 
 def _coalesce(paths: set[str], limit: int, farm: str | None) -> set[str] | None:
-    """``paths`` climbed to their parent folders (never above ``farm``), nested ones dropped,
-    until at most ``limit`` remain; None when only a full pass covers them (the farm itself is
-    among them, or no root is known)."""
+    """``paths`` with the deepest ones climbed to their parent folders (never above ``farm``),
+    a level at a time, nested ones dropped, until at most ``limit`` remain; None when only a
+    full pass covers them (the farm itself is reached, or no root is known). Deepest first, so
+    a burst of file paths becomes their folders without blurring the folders already pending."""
     current = _outermost(paths)
     while len(current) > limit:
         if farm is None:
             return None
-        parents = {_parent_within(p, farm) for p in current}
-        if farm in parents:
+        deepest = max(p.count("/") for p in current)
+        climbed = {_parent_within(p, farm) if p.count("/") == deepest else p for p in current}
+        if farm in climbed:
             return None
-        current = _outermost(parents)
+        current = _outermost(climbed)
     if farm is not None and farm in current and len(current) > 1:
         return None
     return current
@@ -230,12 +232,14 @@ def _parent_within(path: str, farm: str) -> str:
 
 def _outermost(paths: set[str]) -> set[str]:
     """Drop every path that lies under another one of the set (its subtree pass covers it)."""
-    kept: list[list[str]] = []
-    for parts in sorted(p.split("/") for p in paths):  # an ancestor sorts right before its own
-        if kept and parts[:len(kept[-1])] == kept[-1]:
+    kept: list[str] = []
+    # With "/" sorting lowest, a folder sorts right before everything under it ("a", "a/b",
+    # "a b"). Paths here carry no NUL (the HTTP layer and the file system rule it out).
+    for path in sorted(paths, key=lambda p: p.replace("/", "\x00")):
+        if kept and (path == kept[-1] or path.startswith(kept[-1].rstrip("/") + "/")):
             continue
-        kept.append(parts)
-    return {"/".join(parts) for parts in kept}
+        kept.append(path)
+    return set(kept)
 
 
 def _coalesce_refresh(refresh: set[tuple[str, str]], limit: int) -> set[tuple[str, str]]:

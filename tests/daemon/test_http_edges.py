@@ -10,10 +10,12 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import structlog
 
+from symlinkd.daemon.queue import ScanQueue, ScanRequest
 from symlinkd.logs import configure_logging
 from tests.daemon.http_rig import FARM, TOKEN, Rig, http_rig
 
@@ -246,3 +248,44 @@ def test_zurg_text_lines_keep_trailing_spaces(rig: Rig) -> None:
     refreshed = {d for _, d in request.refresh}
     assert "/m/zurg/__all__/Show S01 " in refreshed
     assert "/m/zurg/__all__/B\x0bC" in refreshed  # one name: only \n ends a line
+
+
+class _StuckQueue(ScanQueue):
+    """``put`` of a large request blocks until released (a slow parse, made deterministic)."""
+
+    def __init__(self) -> None:
+        super().__init__(farm=FARM)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def put(self, request: ScanRequest) -> bool:
+        if len(request.paths) > 100:
+            self.entered.set()
+            self.release.wait(10)
+        return super().put(request)
+
+
+def test_large_bodies_cannot_take_every_worker() -> None:
+    queue = _StuckQueue()
+    big = json.dumps({"paths": [f"Shows/Big/e{j}.mkv" for j in range(5000)]}).encode()
+    with http_rig(queue=queue, threads=2) as rig:
+        rig.settings[0] = replace(rig.settings[0], daemon=replace(
+            rig.settings[0].daemon, max_body_bytes=1024 * 1024))
+        first: list[int] = []
+        sender = threading.Thread(target=lambda: first.append(
+            rig.client.post("/api/v1/scan", content=big, headers=_auth()).status_code))
+        sender.start()
+        try:
+            assert queue.entered.wait(10)
+            started = time.monotonic()
+            second = rig.client.post("/api/v1/scan", content=big, headers=_auth())
+            assert second.status_code == 503 and second.headers["retry-after"]
+            assert rig.client.get("/healthz").status_code == 200
+            hook = rig.client.post("/webhook/sonarr", headers=_auth(), json={
+                "eventType": "Download", "series": {"path": f"{FARM}/Shows/X"}})
+            assert hook.status_code == 202
+            assert time.monotonic() - started < 5
+        finally:
+            queue.release.set()
+            sender.join(10)
+        assert first == [202]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import threading
 
 from symlinkd.daemon.queue import ScanQueue, ScanRequest, Worker
@@ -122,7 +123,13 @@ def test_worker_runs_one_at_a_time_and_survives_a_crash() -> None:
 # -- issue 9, finding 7: pending work stays bounded -----------------------------------------
 
 def _covered(path: str, pending: frozenset[str]) -> bool:
-    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in pending)
+    """``path`` or one of its ancestors is pending."""
+    while path not in pending:
+        parent = posixpath.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    return True
 
 
 def test_a_flood_of_paths_coalesces_to_parents_and_stays_bounded() -> None:
@@ -178,3 +185,12 @@ def test_the_farm_root_itself_never_coalesces_out_of_the_farm() -> None:
     got = queue.get(timeout=1)
     assert got is not None
     assert got.full or all(p == "/farm" or p.startswith("/farm/") for p in got.paths)
+
+
+def test_the_deepest_paths_climb_first() -> None:
+    queue = ScanQueue(farm="/farm", max_paths=100)
+    queue.put(ScanRequest.subtree(["/farm/Movies/Heat"], "sonarr"))
+    queue.put(ScanRequest.subtree([f"/farm/Shows/X/S{j % 5}/e{j}.mkv" for j in range(500)], "api"))
+    got = queue.get(timeout=1)
+    assert got is not None
+    assert got.paths == {"/farm/Movies/Heat", *(f"/farm/Shows/X/S{k}" for k in range(5))}
