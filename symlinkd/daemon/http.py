@@ -74,14 +74,19 @@ class HttpServer:
     ) -> None:
         host, _, port = listen.rpartition(":")
         quiet_waitress()
+        self._app = HttpApp(context, heavy_slots=max(1, threads // 4))
         self._server = Server(
-            HttpApp(context, heavy_slots=max(1, threads // 4)),
+            self._app,
             host=host.strip("[]") or "0.0.0.0", port=int(port), threads=threads,
             connection_limit=_within_descriptors(connection_limit),
             body_limit=lambda: context.settings().daemon.max_body_bytes,
+            on_early_answer=self._count_early,
         )
         self._thread = threading.Thread(target=self._server.run, name="symlinkd-http",
                                          daemon=True)
+
+    def _count_early(self, route: str, status: int) -> None:
+        self._app.requests_total.labels(route=_known(route), code=str(status)).inc()
 
     @property
     def port(self) -> int:

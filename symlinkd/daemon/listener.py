@@ -20,6 +20,7 @@ not do, and this module adds:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import socket
 import time
@@ -31,6 +32,7 @@ from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask
 from waitress.utilities import Error
 
 # A client that sends nothing for this long loses its connection (waitress's default is 120 s).
@@ -61,8 +63,24 @@ class _Parser(HTTPRequestParser):  # type: ignore[misc]
             self.completed = True
 
 
+class _ErrorTask(ErrorTask):  # type: ignore[misc]
+    """waitress's own answers (a malformed request, 411, 413 from the headers) in the app's
+    shape: JSON, and counted like every other answer."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        self.channel.server.on_early_answer(self.request.path or "", int(error.code))
+        body = json.dumps({"error": f"{error.reason}: {error.body}"}).encode() + b"\n"
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
 class _Channel(HTTPChannel):  # type: ignore[misc]
     parser_class = _Parser
+    error_task_class = _ErrorTask
 
     def handle_close(self) -> None:
         server = self.server
@@ -129,7 +147,10 @@ class Server(TcpWSGIServer):  # type: ignore[misc]
     def __init__(
         self, app: Callable[..., Any], *, host: str, port: int, threads: int,
         connection_limit: int, body_limit: Callable[[], int],
+        on_early_answer: Callable[[str, int], None] = lambda route, code: None,
     ) -> None:
+        """``on_early_answer(route, status)``: an answer given without the app (a refused
+        connection has route "")."""
         adj = Adjustments(
             host=host, port=port, threads=threads, connection_limit=connection_limit,
             channel_timeout=CHANNEL_TIMEOUT_SECONDS, cleanup_interval=5, ident="symlinkd",
@@ -143,6 +164,7 @@ class Server(TcpWSGIServer):  # type: ignore[misc]
             channel_request_lookahead=1,
         )
         self._body_limit = body_limit
+        self.on_early_answer = on_early_answer
         self.lingering: dict[int, _Linger] = {}
         super().__init__(app, adj=adj)
 
@@ -178,6 +200,7 @@ class Server(TcpWSGIServer):  # type: ignore[misc]
         if accepted is None:
             return
         conn, _ = accepted
+        self.on_early_answer("", 503)
         if not self.lingering_room():
             conn.close()  # a flood: even the refusals are capped
             return
@@ -197,6 +220,10 @@ class WaitressLogFilter(logging.Filter):
         message = record.getMessage()
         if message.startswith("Client disconnected"):
             return False  # the app logs it, with the route, as client_disconnected (debug)
+        if message.startswith("Task queue depth"):
+            # Every request that waits for a thread says so: under load a line per request.
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
         if record.exc_info:
             error = record.exc_info[1]
             record.msg, record.args = f"{message}: {error!r}", ()

@@ -91,6 +91,10 @@ def test_two_different_content_lengths_are_400(rig: Rig) -> None:
                 + b"\r\nContent-Length: 5\r\n\r\n" + body)
     assert _status(data) == 400
     assert rig.take() is None
+    # waitress's own answers are JSON and counted like the app's.
+    assert "error" in json.loads(data.partition(b"\r\n\r\n")[2])
+    assert 'symlinkd_http_requests_total{code="400",route="/api/v1/scan"} 1.0' in (
+        rig.client.get("/metrics").text)
 
 
 @pytest.mark.parametrize("route", ["/metrics", "/healthz", "/readyz"])
@@ -181,6 +185,8 @@ def test_connections_over_the_cap_get_503_promptly() -> None:
                 break
             time.sleep(0.1)
         assert _status(data) == 200
+        assert 'symlinkd_http_requests_total{code="503",route="other"}' in (
+            rig.client.get("/metrics").text)
 
 
 def test_slow_clients_do_not_hold_the_workers() -> None:
