@@ -155,7 +155,8 @@ class Server(TcpWSGIServer):  # type: ignore[misc]
             host=host, port=port, threads=threads, connection_limit=connection_limit,
             channel_timeout=CHANNEL_TIMEOUT_SECONDS, cleanup_interval=5, ident="symlinkd",
             expose_tracebacks=False, log_socket_errors=False, asyncore_use_poll=True,
-            asyncore_loop_timeout=0.2, max_request_body_size=body_limit() + 1,
+            # Set from body_limit before any request is read (readable(), handle_accept()).
+            asyncore_loop_timeout=0.2, max_request_body_size=1,
             # Bodies are at most max_body_bytes (1 MiB by default); above this they spool to a
             # temporary file (the pod's /tmp is an emptyDir) instead of RAM per connection.
             inbuf_overflow=256 * 1024,
@@ -185,11 +186,16 @@ class Server(TcpWSGIServer):  # type: ignore[misc]
         mono = time.monotonic()
         for linger in list(self.lingering.values()):
             linger.expire(mono)
-        # waitress refuses a body whose Content-Length is >= this, from the headers.
-        self.adj.max_request_body_size = self._body_limit() + 1
+        if self.active_channels:  # idle, the settings are not asked (tests hand in none)
+            self._follow_body_limit()
         return bool(self.accepting)
 
+    def _follow_body_limit(self) -> None:
+        # waitress refuses a body whose Content-Length is >= this, from the headers.
+        self.adj.max_request_body_size = self._body_limit() + 1
+
     def handle_accept(self) -> None:
+        self._follow_body_limit()  # before the new connection's first byte is read
         if len(self.active_channels) < self.adj.connection_limit:
             super().handle_accept()
             return

@@ -6,11 +6,15 @@ import base64
 import io
 import json
 import logging
+import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import structlog
@@ -295,3 +299,29 @@ def test_large_bodies_cannot_take_every_worker() -> None:
             queue.release.set()
             sender.join(10)
         assert first == [202]
+
+
+def _documented_zurg_hook() -> str:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "daemon.md").read_text()
+    start = text.index("#!/bin/sh\n# /app/symlinkd-update.sh")
+    return text[start:text.index("```", start)]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the documented hook needs curl")
+def test_the_documented_zurg_hook_sends_names_exactly(rig: Rig, tmp_path: Path) -> None:
+    script = tmp_path / "symlinkd-update.sh"
+    script.write_text(_documented_zurg_hook())
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    names = ["__all__/Show S01 ", "__all__/Two\nLines", '__all__/Q"uo\\te', "__all__/T\tab",
+             "__all__/Ends in newline\n", "__all__/Ünï €"]
+    done = subprocess.run(
+        ["sh", str(script), *names], capture_output=True, timeout=30, check=False,
+        env={"PATH": os.environ["PATH"], "SYMLINKD_URL": f"http://127.0.0.1:{rig.port}",
+             "SYMLINKD_TOKEN_FILE": str(token)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["queued"] == "full"
+    request = rig.take()
+    assert request is not None
+    assert {d for _, d in request.refresh} >= {f"/m/zurg/{n}" for n in names}
