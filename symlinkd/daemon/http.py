@@ -75,13 +75,17 @@ class HttpServer:
         host, _, port = listen.rpartition(":")
         quiet_waitress()
         self._app = HttpApp(context, heavy_slots=max(1, threads // 4))
-        self._server = Server(
-            self._app,
-            host=host.strip("[]") or "0.0.0.0", port=int(port), threads=threads,
-            connection_limit=_within_descriptors(connection_limit),
-            body_limit=lambda: context.settings().daemon.max_body_bytes,
-            on_early_answer=self._count_early,
-        )
+        try:
+            self._server = Server(
+                self._app,
+                host=host.strip("[]") or "0.0.0.0", port=int(port), threads=threads,
+                connection_limit=_within_descriptors(connection_limit),
+                body_limit=lambda: context.settings().daemon.max_body_bytes,
+                on_early_answer=self._count_early,
+            )
+        except ValueError as exc:  # waitress: a host that does not resolve
+            # The daemon answers OSError with "cannot listen on ...", exit 2.
+            raise OSError(f"{exc} ({listen})") from exc
         self._thread = threading.Thread(target=self._server.run, name="symlinkd-http",
                                          daemon=True)
 
@@ -98,10 +102,10 @@ class HttpServer:
     def close(self) -> None:
         if self._thread.is_alive():
             self._server.stop()
-            self._thread.join(5)
+            self._thread.join(2)
         else:
             self._server.close()
-        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=2)
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
 
 
 def _within_descriptors(limit: int) -> int:

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 import structlog
+from prometheus_client import CollectorRegistry
 
+from symlinkd.daemon.http import HttpServer
 from symlinkd.daemon.queue import ScanQueue, ScanRequest
 from symlinkd.logs import configure_logging
 from tests.daemon.http_rig import FARM, TOKEN, Rig, http_rig
@@ -325,3 +327,11 @@ def test_the_documented_zurg_hook_sends_names_exactly(rig: Rig, tmp_path: Path) 
     request = rig.take()
     assert request is not None
     assert {d for _, d in request.refresh} >= {f"/m/zurg/{n}" for n in names}
+
+
+def test_an_address_that_cannot_be_listened_on_is_an_oserror() -> None:
+    with http_rig() as rig:
+        for listen in (f"127.0.0.1:{rig.port}", "no-such-host.invalid:9090"):
+            context = replace(rig.server._app.context, registry=CollectorRegistry())
+            with pytest.raises(OSError):  # the daemon: "cannot listen on ...", exit 2
+                HttpServer(listen, context)
