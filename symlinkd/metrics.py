@@ -66,6 +66,20 @@ class Metrics:
             "symlinkd_pass_errors", "Passes that crashed with an unexpected error", ["kind"],
             registry=registry,
         )
+        self.rename_events = Counter(
+            "symlinkd_rename_events",
+            "Breaker trips explained as a mass rename (relinked, nothing pruned)", ["mount"],
+            registry=registry,
+        )
+        self.probes = Counter(
+            "symlinkd_probe", "Content probe reads through a mount (result: ok, failed, "
+            "timeout, skipped)", ["mount", "result"], registry=registry,
+        )
+        self.links_unverified = Gauge(
+            "symlinkd_links_unverified",
+            "Links not read-verified by the content probe within probe_every_days",
+            ["mount"], registry=registry,
+        )
         self.build_info.labels(version=__version__).set(1)
 
     def observe_mounts(self, mounts: Mapping[str, MountState]) -> None:
