@@ -433,15 +433,21 @@ class FuseRig:
         return response.json()
 
     def farm_snapshot(self) -> dict[str, tuple[str, int]]:
-        """Every farm symlink -> (target, mtime_ns) from lstat only: never touches a mount."""
+        """Every farm symlink -> (target, mtime_ns) from lstat only: never touches a mount
+        (``os.walk`` would: its ``is_dir`` follows each symlink into the mount, which blocks
+        ~20 s a link with the WebDAV server down)."""
         snapshot: dict[str, tuple[str, int]] = {}
-        for root, dirs, files in os.walk(self.farm):
-            for entry in (*dirs, *files):
-                path = os.path.join(root, entry)
-                if os.path.islink(path):
-                    snapshot[os.path.relpath(path, self.farm)] = (
-                        os.readlink(path), os.lstat(path).st_mtime_ns,
-                    )
+        folders = [str(self.farm)]
+        while folders:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        snapshot[os.path.relpath(entry.path, self.farm)] = (
+                            os.readlink(entry.path),
+                            entry.stat(follow_symlinks=False).st_mtime_ns,
+                        )
+                    elif entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.path)
         return snapshot
 
     # ---------------------------------------------------------------- symlinkd settings
