@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from symlinkd.aftercounts import counts_after
 from symlinkd.classifier import Tally, breaker, classify, rejudge
 from symlinkd.containment import Zone
+from symlinkd.contentprobe import ContentProber
 from symlinkd.errors import UnsafePlan
 from symlinkd.executor import Executor, MountRecheck
 from symlinkd.freshen import ListingRefresher
@@ -49,6 +50,7 @@ from symlinkd.relink import find_candidates
 from symlinkd.renames import describe, explain_trips
 from symlinkd.scanner import Record, Scanner
 from symlinkd.settings import Settings
+from symlinkd.stale import copies_that_read, probe_links, publish, with_streaks
 from symlinkd.state import PassRecorder, StateDB
 from symlinkd.statefail import StateError, StatePassError, release_reserve, state_error
 
@@ -90,6 +92,8 @@ class Runtime:
         self.monitor = monitor
         self.notifier = notifier
         self.scanner = Scanner(settings.farm, monitor, settings.timeouts)
+        self.prober = ContentProber(monitor, settings.policy.probe, settings.timeouts.op_seconds,
+                                    settings.policy.breaker_ratio)
         # Set by the daemon on SIGTERM: the executor finishes the action in hand and stops.
         self.stop = threading.Event()
         self._pass_lock = threading.Lock()
@@ -106,6 +110,7 @@ class Runtime:
         self.close()
 
     def close(self) -> None:
+        self.prober.close()
         self.notifier.close()
         self.monitor.close()
         self.state.close()
@@ -159,6 +164,9 @@ class Runtime:
                                      max_seconds=policy.candidate_refresh_seconds)
         judgements, counts, mounts, found = self._judge(report, options, paths, mounts, recorder,
                                                         now, progress, refresher)
+        streaks: dict[str, tuple[float, int]] = {}
+        if policy.probe.enabled and not paths:  # full passes only: the budget is per pass
+            streaks = self._probe(report, judgements, counts, mounts, now)
         report.mounts = mounts
         report.judgements = judgements
         report.verdict_counts = dict(counts)
@@ -169,7 +177,7 @@ class Runtime:
         # Holds come in as data: the planner stays pure; a changed link's hold ends here.
         holds, hold_notes = current_holds(state.holds, release=options.apply)
         report.notes.extend(hold_notes)
-        plan = self._plan(report, judgements, mounts, found, refresher, now, holds)
+        plan = self._plan(report, judgements, mounts, found, refresher, now, holds, streaks)
         report.planned = plan.actions
         self._check(report, plan, options, links_judged)
 
@@ -210,6 +218,14 @@ class Runtime:
             )
         return failure
 
+    def _probe(self, report: PassReport, judgements: list[Judgement], counts: Tally,
+               mounts: Mapping[str, MountState], now: float) -> dict[str, tuple[float, int]]:
+        """The content probe of this pass: stale links join ``judgements``; their streaks."""
+        findings = probe_links(self.prober, self.state, judgements, counts, mounts, now)
+        publish(findings.probe, self.metrics, report.notes,
+                self.settings.policy.probe.probe_every_days)
+        return findings.streaks
+
     def _check(self, report: PassReport, plan: Plan, options: PassOptions, judged: int) -> None:
         """The safety gate; ``--force --apply`` goes past it, saying so."""
         policy = self.settings.policy
@@ -234,12 +250,14 @@ class Runtime:
         self, report: PassReport, judgements: list[Judgement], mounts: dict[str, MountState],
         found: dict[str, list[str]], refresher: ListingRefresher, now: float,
         holds: Mapping[str, Hold],
+        streaks: Mapping[str, tuple[float, int]],
     ) -> Plan:
         """Histories, relink candidates (those the rename search found are not sought again),
         then the plan."""
         policy = self.settings.policy
         watch = [j.path for j in judgements if j.verdict is not Verdict.OK]
         histories = self.state.histories(watch)
+        with_streaks(histories, streaks, now)
         dangling = [
             j for j in judgements
             if j.verdict is Verdict.DANGLING and j.facts.mount in mounts
@@ -250,6 +268,9 @@ class Runtime:
             if dangling and policy.relink else {}
         )
         candidates.update(found)
+        stale = [j for j in judgements if j.verdict is Verdict.STALE]
+        if stale and policy.relink:
+            candidates.update(copies_that_read(self.prober, stale, histories, mounts, refresher))
         report.notes.extend(refresher.notes())
         return make_plan(
             judgements, mounts, histories, candidates, policy, self.settings.farm, now,
