@@ -6,36 +6,36 @@ lists) — is seen as ``stale`` before Plex fails to play it.
 Selection is pure (``select``): links whose reads are failing first (their confirmation needs a
 read every pass), then links never read, then the oldest-verified, each mount within its budget
 per pass and per rolling day; only links not read-verified for ``probe_every_days`` are due.
-Reads run on a small gate of their own per mount (bounded workers, the mount's op timeout), so
-a read that hangs costs at most the op timeout, and a stuck reader never blocks the mount's
-scan or executor gates. A mount where most reads fail at once is treated as a mount problem
-(like the breaker): no link of it is marked stale in that pass.
+Reads run in a reader process per mount (``probe_reader``), each answer awaited at most the
+mount's op timeout, so a read that hangs costs at most that, and symlinkd itself never holds a
+file of a mount open (see ``probe_reader`` for why a thread is not enough). A mount where
+most reads fail at once is treated as a mount problem (like the breaker): no link of it is
+marked stale in that pass.
 """
 
 from __future__ import annotations
 
-import errno
+import contextlib
+import json
 import os
+import subprocess
+import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from select import select as wait_readable
 
 import structlog
 
-from symlinkd.mounts import MountGate, MountMonitor, MountTimeout
+from symlinkd.mounts import MountMonitor
 from symlinkd.probestate import ProbeResult, ProbeRow
 from symlinkd.settings import ProbePolicy
 
 log = structlog.get_logger("symlinkd.probe")
 _DAY = 86400.0
 _MIN_READS_FOR_BREAKER = 5
-PROBE_WORKERS = 2
-
-
-class ShortRead(OSError):
-    def __init__(self, path: str, wanted: int, got: int) -> None:
-        super().__init__(errno.EIO, f"short read: {got} of {wanted} bytes", path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,32 +74,6 @@ def select(
     return chosen
 
 
-def read_check(path: str, nbytes: int, middle: bool) -> int:
-    """Read ``nbytes`` from the start of ``path`` (and from its middle); bytes read. Raises
-    ``OSError`` (EIO, ENOENT, ...) or ``ShortRead``. Runs on a probe gate worker."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        size = os.fstat(fd).st_size
-        # Drop what the kernel's page cache holds, so the bytes come from rclone.
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        total = _read_range(fd, path, 0, min(nbytes, size))
-        if middle and size > 2 * nbytes:
-            total += _read_range(fd, path, size // 2, nbytes)
-        return total
-    finally:
-        os.close(fd)
-
-
-def _read_range(fd: int, path: str, offset: int, wanted: int) -> int:
-    got = 0
-    while got < wanted:
-        chunk = os.pread(fd, wanted - got, offset + got)
-        if not chunk:
-            raise ShortRead(path, wanted, got)
-        got += len(chunk)
-    return got
-
-
 @dataclass(slots=True)
 class ProbePass:
     results: list[ProbeResult] = field(default_factory=list)
@@ -112,15 +86,17 @@ class ProbePass:
 
 
 class ContentProber:
-    """Owns the probe gates (long-lived: a reader stuck in a mount stays counted)."""
+    """Reads through each mount in a reader process of its own (``probe_reader``), one read at
+    a time, each answer awaited at most ``op_seconds``: a read that hangs costs that long, the
+    reader is killed and left to the kernel, and the mount's other due links wait a pass."""
 
     def __init__(self, monitor: MountMonitor, policy: ProbePolicy, op_seconds: float,
                  breaker_ratio: float) -> None:
         self.monitor = monitor
         self.policy = policy
+        self.op_seconds = op_seconds
         self.breaker_ratio = breaker_ratio
-        self.gates = {m.name: MountGate(f"{m.name}/probe", PROBE_WORKERS, op_seconds)
-                      for m in monitor.mounts}
+        self.names = [m.name for m in monitor.mounts]
 
     def due(self, rows: Iterable[ProbeRow], up: Mapping[str, bool],
             skip: frozenset[str]) -> list[Due]:
@@ -140,44 +116,38 @@ class ContentProber:
         policy = self.policy
         started = time.monotonic()
         budgets = {name: max(0, min(policy.per_pass, policy.per_day - used_today.get(name, 0)))
-                   for name in self.gates}
+                   for name in self.names}
         chosen = [d for d in select(due, budgets, now, policy.probe_every_days)
                   if _still_points(d)]
         out = ProbePass()
-        pending = [(d, self.gates[d.mount].submit(read_check, d.resolved, policy.read_bytes,
-                                                  policy.middle)) for d in chosen]
-        for d, future in pending:
-            gate = self.gates[d.mount]
-            was_hung = gate.hung
-            try:
-                out.bytes_read += gate.wait(future)
-            except MountTimeout as exc:
-                # The read that hung is a failed read; the ones queued behind it were not read.
-                result = "skipped" if was_hung else "timeout"
-                out.counts[(d.mount, result)] += 1
-                if result == "timeout":
-                    out.results.append(ProbeResult(d.row.path, d.mount, d.row.target, False,
-                                                   f"no answer within the op timeout ({exc})"))
-                continue
-            except OSError as exc:
-                out.counts[(d.mount, "failed")] += 1
-                out.results.append(ProbeResult(d.row.path, d.mount, d.row.target, False,
-                                               _describe(exc)))
-                continue
-            out.counts[(d.mount, "ok")] += 1
-            out.results.append(ProbeResult(d.row.path, d.mount, d.row.target, True))
+        by_mount: dict[str, list[Due]] = {}
+        for d in chosen:
+            by_mount.setdefault(d.mount, []).append(d)
+        readers = {m: _Reader([d.resolved for d in ds], policy) for m, ds in by_mount.items()}
+        for mount, ds in by_mount.items():
+            for d, answer in zip(ds, readers[mount].answers(self.op_seconds), strict=False):
+                result, error, nbytes = answer
+                out.counts[(mount, result)] += 1
+                out.bytes_read += nbytes
+                if result != "skipped":
+                    out.results.append(ProbeResult(d.row.path, mount, d.row.target,
+                                                   result == "ok", error))
         out.stale = self._believed(out)
+        out.unverified = self._unverified(due, out, now)
+        out.seconds = time.monotonic() - started
+        return out
+
+    def _unverified(self, due: Sequence[Due], out: ProbePass, now: float) -> dict[str, int]:
         verified_now = {r.path for r in out.results if r.ok}
         failed_now = {r.path for r in out.results if not r.ok}
         unverified: Counter[str] = Counter()
         for d in due:
             fresh = d.row.path in verified_now or (
-                d.row.path not in failed_now and is_verified(d.row, now, policy.probe_every_days))
+                d.row.path not in failed_now
+                and is_verified(d.row, now, self.policy.probe_every_days))
             if not fresh:
                 unverified[d.mount] += 1
-        out.unverified = {name: unverified.get(name, 0) for name in self.gates}
-        out.seconds = time.monotonic() - started
-        return out
+        return {name: unverified.get(name, 0) for name in self.names}
 
     def _believed(self, out: ProbePass) -> list[ProbeResult]:
         """Failed reads, except under a mount where most reads failed (a mount problem)."""
@@ -192,22 +162,77 @@ class ContentProber:
 
     def readable(self, paths: Sequence[str]) -> set[str]:
         """Which of ``paths`` (relink candidates for stale links) read now."""
-        ok: set[str] = set()
-        for path in paths:
-            mount = self.monitor.mount_for(path)
-            if mount is None:
-                continue
-            try:
-                self.gates[mount.name].call(read_check, path, self.policy.read_bytes,
-                                            self.policy.middle)
-            except OSError:
-                continue
-            ok.add(path)
-        return ok
+        if not paths:
+            return set()
+        answers = _Reader(list(paths), self.policy).answers(self.op_seconds)
+        return {p for p, (result, _e, _n) in zip(paths, answers, strict=False) if result == "ok"}
 
     def close(self) -> None:
-        for gate in self.gates.values():
-            gate.close()
+        """Nothing to release: readers end with their pass."""
+
+
+class _Reader:
+    """One ``probe_reader`` child and its answers, each awaited at most a timeout."""
+
+    def __init__(self, paths: list[str], policy: ProbePolicy) -> None:
+        self.paths = paths
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "symlinkd.probe_reader"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            close_fds=True,
+        )
+        lines = [json.dumps({"path": p, "bytes": policy.read_bytes, "middle": policy.middle})
+                 for p in paths]
+        # Fed from a thread: a reader stuck in the mount stops reading its stdin.
+        threading.Thread(target=self._feed, args=(lines,), daemon=True).start()
+
+    def _feed(self, lines: list[str]) -> None:
+        stdin = self.proc.stdin
+        assert stdin is not None
+        try:
+            for line in lines:
+                stdin.write(line.encode() + b"\n")
+            stdin.close()
+        except OSError:
+            return  # the reader was killed
+
+    def answers(self, timeout: float) -> list[tuple[str, str, int]]:
+        """(result, error, bytes) per path: result ok | failed | timeout | skipped."""
+        out: list[tuple[str, str, int]] = []
+        stdout = self.proc.stdout
+        assert stdout is not None
+        buffer = b""
+        fd = stdout.fileno()
+        for _path in self.paths:
+            deadline = time.monotonic() + timeout
+            while b"\n" not in buffer:
+                left = deadline - time.monotonic()
+                ready = wait_readable([fd], [], [], left)[0] if left > 0 else []
+                chunk = os.read(fd, 65536) if ready else b""
+                if not chunk:
+                    break
+                buffer += chunk
+            if b"\n" not in buffer:
+                self._abandon()
+                out.append(("timeout", f"no answer within the op timeout ({timeout:g} s)", 0))
+                out += [("skipped", "", 0)] * (len(self.paths) - len(out))
+                return out
+            line, buffer = buffer.split(b"\n", 1)
+            answer = json.loads(line)
+            if answer.get("ok"):
+                out.append(("ok", "", int(answer.get("read", 0))))
+            else:
+                out.append(("failed", str(answer.get("error", "")), 0))
+        stdout.close()
+        threading.Thread(target=self.proc.wait, daemon=True).start()  # reap, never block
+        return out
+
+    def _abandon(self) -> None:
+        # SIGKILL; a reader blocked in the mount dies when rclone answers. Reaped by a daemon
+        # thread so neither the pass nor the process exit waits for it.
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        threading.Thread(target=self.proc.wait, daemon=True).start()
 
 
 def _still_points(d: Due) -> bool:
@@ -216,10 +241,3 @@ def _still_points(d: Due) -> bool:
         return os.readlink(d.row.path) == d.row.target
     except OSError:
         return False
-
-
-def _describe(exc: OSError) -> str:
-    if isinstance(exc, ShortRead):
-        return str(exc.strerror)
-    name = errno.errorcode.get(exc.errno or 0) if exc.errno else None
-    return f"{name}: {exc.strerror or exc}" if name else str(exc) or type(exc).__name__

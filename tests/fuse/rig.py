@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import signal
@@ -218,7 +219,8 @@ class FuseRig:
     ) -> tuple[subprocess.Popen[bytes] | None, str]:
         log = self.base / f"webdav-{mount.name}.log"
         server = Path(__file__).resolve().with_name("webdav_server.py")
-        cmd = [sys.executable, str(server), str(mount.server_root), str(port)]
+        cmd = [sys.executable, str(server), str(mount.server_root), str(port),
+               str(self._control(mount.name)), str(self._reads(mount.name))]
         with open(log, "ab") as log_handle:
             proc = subprocess.Popen(
                 cmd,
@@ -233,6 +235,31 @@ class FuseRig:
             return proc, ""
         stop_process(proc)
         return None, log.read_text(errors="replace")[-2000:]
+
+    def _control(self, name: str) -> Path:
+        return self.base / f"webdav-{name}.faults.json"
+
+    def _reads(self, name: str) -> Path:
+        return self.base / f"webdav-{name}.reads"
+
+    def fail_reads(self, name: str, rel: str, mode: str | None) -> None:
+        """Make the cloud's GETs of ``rel`` fail (``"404"``, ``"500"``, ``"reset"``, ``"hang"``)
+        while it stays listed — an expired file; ``None`` heals it."""
+        path = self._control(name)
+        faults = json.loads(path.read_text()) if path.exists() else {}
+        key = "/" + rel.lstrip("/")
+        if mode is None:
+            faults.pop(key, None)
+        else:
+            faults[key] = mode
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(faults))
+        tmp.replace(path)
+
+    def reads(self, name: str) -> list[str]:
+        """Every GET of a file the cloud served (or failed), in order: '/torrents/x.mkv'."""
+        path = self._reads(name)
+        return path.read_text().splitlines() if path.exists() else []
 
     def stop_webdav(self, name: str) -> None:
         """The backend goes away; rclone stays mounted and retries."""
