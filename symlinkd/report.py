@@ -48,6 +48,7 @@ BENIGN = frozenset({Verdict.OK, Verdict.NOT_SYMLINK})
 OUTSIDE = "(no mount)"
 _VERDICT_STYLE = {
     Verdict.OK: "green", Verdict.DANGLING: "red", Verdict.UNREADABLE: "yellow",
+    Verdict.STALE: "yellow",
     Verdict.MOUNT_DOWN: "bold red", Verdict.MOUNT_HUNG: "bold red",
     Verdict.OUTSIDE_MOUNTS: "magenta", Verdict.LOOP: "magenta", Verdict.NOT_SYMLINK: "dim",
 }

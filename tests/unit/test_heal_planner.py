@@ -127,3 +127,10 @@ def test_relink_limits(judged: int, n: int, max_relink: int | None, ratio: float
         with pytest.raises(UnsafePlan) as err:
             plan.raise_if_unsafe(policy, MOUNTS, judged=judged)
         assert err.value.reason == refused
+
+
+def test_every_verdict_and_refusal_has_a_next_step() -> None:
+    from symlinkd import advice  # noqa: PLC0415
+
+    assert set(advice.VERDICT_NEXT_STEP) == set(Verdict)
+    assert {"max_relink", "max_relink_ratio"} <= set(advice.REFUSAL_NEXT_STEP)
