@@ -221,7 +221,12 @@ class Runtime:
     def _probe(self, report: PassReport, judgements: list[Judgement], counts: Tally,
                mounts: Mapping[str, MountState], now: float) -> dict[str, tuple[float, int]]:
         """The content probe of this pass: stale links join ``judgements``; their streaks."""
-        findings = probe_links(self.prober, self.state, judgements, counts, mounts, now)
+        try:
+            findings = probe_links(self.prober, self.state, judgements, counts, mounts, now)
+        except sqlite3.Error as exc:
+            # The probe is a nicety: a state disk that cannot take its memory skips it.
+            report.notes.append(f"content probe skipped: {state_error(exc, self.state.path)}")
+            return {}
         publish(findings.probe, self.metrics, report.notes,
                 self.settings.policy.probe.probe_every_days)
         return findings.streaks
