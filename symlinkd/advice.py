@@ -41,6 +41,11 @@ VERDICT_NEXT_STEP: Mapping[Verdict, str] = {
         "the provider answers with an error for this file (expired or broken): symlinkd never "
         "acts on it; search for it again in Sonarr/Radarr if it stays"
     ),
+    Verdict.STALE: (
+        "the provider lists this file but its content does not read (expired): relinked to "
+        "another copy that reads once confirmed, else reported (pruned for reacquire only with "
+        "`policy.prune_stale: true`); search for it again in Sonarr/Radarr"
+    ),
     Verdict.MOUNT_DOWN: "see the mount's next step above",
     Verdict.MOUNT_HUNG: "see the mount's next step above",
     Verdict.LOOP: "fix or remove the link by hand (or set `policy.prune_loops: true`)",
@@ -60,6 +65,14 @@ REFUSAL_NEXT_STEP: Mapping[str, str] = {
     "max_prune_ratio": (
         "check the prunes listed; if they are right, run `symlinkd scan --apply --force` once, "
         "or raise `policy.max_prune_ratio`"
+    ),
+    "max_relink": (
+        "check the relinks listed (a mass rename?); if they are right, run "
+        "`symlinkd scan --apply --force` once, or raise `policy.max_relink`"
+    ),
+    "max_relink_ratio": (
+        "check the relinks listed (a mass rename?); if they are right, run "
+        "`symlinkd scan --apply --force` once, or raise `policy.max_relink_ratio`"
     ),
 }
 

@@ -32,8 +32,9 @@ _DAY = 86400.0
 _GONE = frozenset({errno.ENOENT, errno.ENOTDIR})
 # Verdicts that count as a failure of the mount for the breaker (loops, outside links and
 # non-links say nothing about the mount's health).
-_FAILING = frozenset({Verdict.DANGLING, Verdict.UNREADABLE, Verdict.MOUNT_DOWN,
-                      Verdict.MOUNT_HUNG})
+FAILING = frozenset({Verdict.DANGLING, Verdict.UNREADABLE, Verdict.MOUNT_DOWN,
+                     Verdict.MOUNT_HUNG})
+_FAILING = FAILING
 
 
 def _name(code: int) -> str:

@@ -59,7 +59,8 @@ class Metrics:
         )
         self.unsafe_plans = Counter(
             "symlinkd_unsafe_plans",
-            "Plans refused by the safety gate (reason: mount_not_ok, max_prune, max_prune_ratio)",
+            "Plans refused by the safety gate (reason: mount_not_ok, max_prune, max_prune_ratio, "
+            "max_relink, max_relink_ratio)",
             ["reason"], registry=registry,
         )
         self.notifications = Counter(
@@ -74,6 +75,22 @@ class Metrics:
         self.pass_errors = Counter(
             "symlinkd_pass_errors", "Passes that crashed with an unexpected error", ["kind"],
             registry=registry,
+        )
+        self.rename_events = Counter(
+            "symlinkd_rename_events",
+            "Breaker trips explained as a mass rename: the failing links were relinked, nothing "
+            "under the mount pruned in that pass", ["mount"],
+            registry=registry,
+        )
+        self.probes = Counter(
+            "symlinkd_probe", "Content probe reads through a mount (result: ok, failed, "
+            "timeout, skipped); a failed read under an ok mount makes the link stale",
+            ["mount", "result"], registry=registry,
+        )
+        self.links_unverified = Gauge(
+            "symlinkd_links_unverified",
+            "Links not read-verified by the content probe within probe_every_days",
+            ["mount"], registry=registry,
         )
         self.build_info.labels(version=__version__).set(1)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -17,6 +18,7 @@ class Verdict(enum.StrEnum):
 
     OK = "ok"
     DANGLING = "dangling"
+    STALE = "stale"  # listed and stat-able, but the content probe could not read it
     UNREADABLE = "unreadable"
     MOUNT_DOWN = "mount_down"
     MOUNT_HUNG = "mount_hung"
@@ -117,6 +119,7 @@ class ActionKind(enum.StrEnum):
 
 class PruneReason(enum.StrEnum):
     DANGLING = "dangling"
+    STALE = "stale"
     AGE = "age"
     LOOP = "loop"
     OUTSIDE_MOUNTS = "outside_mounts"
@@ -187,6 +190,19 @@ class LinkHistory:
     bad_passes: int = 0  # consecutive passes it was dangling
 
 
+@dataclass(frozen=True, slots=True)
+class RenameEvent:
+    """A tripped breaker explained as a mass rename: most failing links of ``mount`` have a
+    verified unique candidate (``relinkable``: link -> new target), so they are relinked and
+    nothing under the mount is pruned in this pass."""
+
+    mount: str
+    failing: int
+    relinkable: Mapping[str, str]
+    ambiguous: tuple[str, ...] = ()  # links with more than one candidate: skipped, named
+    detected: bool = True  # False: the search ran but found too few (the mount stays degraded)
+
+
 @dataclass(slots=True)
 class PassReport:
     """One whole pass, as the report, the metrics and the notifiers see it."""
@@ -204,6 +220,7 @@ class PassReport:
     refused: str | None = None  # UnsafePlan message when the whole plan was refused
     refused_reason: str | None = None  # UnsafePlan.reason (metric label)
     notes: list[str] = field(default_factory=list)  # e.g. dry-run notifications "would send"
+    renames: list[RenameEvent] = field(default_factory=list)  # breaker trips searched as renames
     # Entries per (mount, verdict) of the whole pass. A streaming pass keeps in ``judgements``
     # only what needs a look (every verdict but ok, ok links the age policy prunes, new links
     # of a subtree pass, or everything when asked), so these counts are the totals; empty for

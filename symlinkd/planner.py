@@ -11,7 +11,7 @@ import fnmatch
 import math
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -84,6 +84,20 @@ class Plan:
             judged = sum(
                 1 for p in self.actions if p.judgement.verdict is not Verdict.NOT_SYMLINK
             )
+        relinks = len(changes) - prunes
+        if policy.max_relink is not None and relinks > policy.max_relink:
+            raise UnsafePlan(
+                "max_relink",
+                f"the plan relinks {relinks} links, over max_relink={policy.max_relink}; "
+                "nothing was done (--force applies it)",
+            )
+        if relinks > RATIO_FLOOR and judged and relinks / judged > policy.max_relink_ratio:
+            raise UnsafePlan(
+                "max_relink_ratio",
+                f"the plan relinks {relinks} of {judged} links ({relinks / judged:.1%}), over "
+                f"max_relink_ratio={policy.max_relink_ratio:.1%}; nothing was done "
+                "(--force applies it)",
+            )
         if prunes > RATIO_FLOOR and judged and prunes / judged > policy.max_prune_ratio:
             raise UnsafePlan(
                 "max_prune_ratio",
@@ -103,12 +117,14 @@ def make_plan(  # noqa: PLR0917 -- the agreed positional signature (interfaces.m
     now: float,
     *,
     holds: Mapping[str, Hold] | None = None,
+    rename_mounts: Collection[str] = frozenset(),
 ) -> Plan:
     """One action per judgement (a streaming pass gives only the judgements it kept: healthy
     links need no action). ``histories`` describe the passes *before* this one (the runtime
     reads them before ``record_pass``); this pass is counted here. ``holds``: links an admin
     put back with ``undo`` (still as the undo left them): whatever would be done to one is a
-    ``Skip`` naming the hold."""
+    ``Skip`` naming the hold. Under a mount in ``rename_mounts`` (a rename event this pass,
+    invariant 3) nothing is pruned."""
     farm_root = os.path.normpath(farm)
     actions: list[PlannedAction] = []
     append = actions.append
@@ -119,6 +135,9 @@ def make_plan(  # noqa: PLR0917 -- the agreed positional signature (interfaces.m
             append(PlannedAction(j, _KEEP))  # the 1M-links fast path: no call, no lookup
             continue
         action = _decide(j, histories.get(j.facts.path), candidates, policy, now)
+        if action.kind is ActionKind.PRUNE and j.facts.mount in rename_mounts:
+            action = Skip(f"rename event under mount {j.facts.mount}: nothing under it is "
+                          f"pruned in this pass (would have: {action.reason})")
         hold = holds.get(j.facts.path) if holds else None
         if hold is not None and action.kind is not ActionKind.KEEP:
             action = _held(action, hold)
@@ -147,6 +166,8 @@ def _decide(
         )
     if verdict is Verdict.DANGLING:
         return _dangling(j, history, candidates.get(j.facts.path, ()), policy, now)
+    if verdict is Verdict.STALE:
+        return _stale(j, history, candidates.get(j.facts.path, ()), policy, now)
     if verdict is Verdict.LOOP:
         if policy.prune_loops:
             return Prune(PruneReason.LOOP, reason="symlink loop (prune_loops is on)")
@@ -177,18 +198,53 @@ def _dangling(
     if len(found) > 1:
         listed = ", ".join(found)
         return Skip(f"dangling; {len(found)} relink candidates, ambiguous: {listed}")
-    passes = (history.bad_passes if history is not None else 0) + 1
-    since = history.bad_since if history is not None and history.bad_since is not None else now
-    minutes = max(0.0, (now - since) / 60.0)
-    if passes >= policy.confirm_after_passes and minutes >= policy.confirm_after_minutes:
+    passes, minutes = _streak(history, now)
+    if _confirmed(passes, minutes, policy):
         return Prune(
             PruneReason.DANGLING,
             reason=f"dangling for {passes} passes over {_minutes(minutes)} minutes",
         )
-    return Skip(
-        f"dangling, awaiting confirmation: {_passes(passes, policy.confirm_after_passes)}"
-        f"{_minutes(minutes)} of {policy.confirm_after_minutes:g} minutes"
-    )
+    return Skip(_awaiting("dangling", passes, minutes, policy))
+
+
+def _stale(
+    j: Judgement,
+    history: LinkHistory | None,
+    found: Sequence[str],
+    policy: Policy,
+    now: float,
+) -> Action:
+    """A target that is listed but does not read. Unlike a dangling link, even a relink waits
+    for confirmation: one failed read may be a provider hiccup, and the link still plays."""
+    passes, minutes = _streak(history, now)
+    if not _confirmed(passes, minutes, policy):
+        return Skip(_awaiting("stale", passes, minutes, policy) + f" ({j.reason})")
+    if policy.relink and len(found) == 1:
+        return Relink(found[0], reason=f"stale; a copy that reads is at {found[0]}")
+    if len(found) > 1:
+        return Skip(f"stale; {len(found)} copies that read, ambiguous: {', '.join(found)}")
+    if policy.prune_stale:
+        return Prune(PruneReason.STALE,
+                     reason=f"stale for {passes} passes over {_minutes(minutes)} minutes, "
+                            "no copy that reads (prune_stale is on)")
+    return Skip(f"stale for {passes} passes, no copy that reads; reported only "
+                f"(prune_stale is off): {j.reason}")
+
+
+def _streak(history: LinkHistory | None, now: float) -> tuple[int, float]:
+    """Passes (this one included) and minutes the link has been bad."""
+    passes = (history.bad_passes if history is not None else 0) + 1
+    since = history.bad_since if history is not None and history.bad_since is not None else now
+    return passes, max(0.0, (now - since) / 60.0)
+
+
+def _confirmed(passes: int, minutes: float, policy: Policy) -> bool:
+    return passes >= policy.confirm_after_passes and minutes >= policy.confirm_after_minutes
+
+
+def _awaiting(what: str, passes: int, minutes: float, policy: Policy) -> str:
+    return (f"{what}, awaiting confirmation: {_passes(passes, policy.confirm_after_passes)}"
+            f"{_minutes(minutes)} of {policy.confirm_after_minutes:g} minutes")
 
 
 def _held(action: Action, hold: Hold) -> Skip:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from symlinkd.errors import MountUnavailable
+from symlinkd.freshen import ListingRefresher
 from symlinkd.model import Judgement, LinkHistory, MountState
 from symlinkd.mounts import MountMonitor
 from symlinkd.settings import MountSettings
@@ -41,10 +42,22 @@ class _Listings:
     """Names in a directory, listed once per pass through the mount's gate."""
 
     monitor: MountMonitor
+    refresher: ListingRefresher | None = None
     cache: dict[str, frozenset[str] | None] = field(default_factory=dict)
     hung: set[str] = field(default_factory=set)
 
-    def names(self, mount: str, directory: str) -> frozenset[str] | None:
+    def names(self, mount: str, directory: str, want: str | None = None) -> frozenset[str] | None:
+        """Names in ``directory``; when ``want`` is not among them, the folder is refreshed
+        through rclone's rc (once a pass, within budget) and listed again before "not here"."""
+        listed = self._names(mount, directory)
+        if (want is not None and listed is not None and want not in listed
+                and self.refresher is not None and not self.refresher.done(directory)
+                and self.refresher.refresh(mount, [directory])):
+            del self.cache[directory]
+            listed = self._names(mount, directory)
+        return listed
+
+    def _names(self, mount: str, directory: str) -> frozenset[str] | None:
         if directory in self.cache:
             return self.cache[directory]
         if mount in self.hung:
@@ -67,13 +80,18 @@ def find_candidates(
     histories: Mapping[str, LinkHistory],
     monitor: MountMonitor,
     mounts: Mapping[str, MountState],
+    refresher: ListingRefresher | None = None,
 ) -> dict[str, list[str]]:
     """Relink candidates per dangling link path (absolute target paths). Links with none are
-    absent from the result."""
+    absent from the result. With a ``refresher``, folders are refreshed through rclone's rc
+    before the search concludes a file is not in them."""
     ok = [m for m in monitor.mounts if m.name in mounts and mounts[m.name].up]
     if not ok or not dangling:
         return {}
-    listings = _Listings(monitor)
+    listings = _Listings(monitor, refresher)
+    if refresher is not None:
+        for m in ok:  # a renamed torrent folder shows first in the mount's top listings
+            refresher.refresh(m.name, [m.path, *([m.anchor_path] if m.anchor else [])])
     tops = {m.name: _top_folders(m, listings) for m in ok}
     found: dict[str, list[str]] = {}
     unsolved: list[tuple[Judgement, str]] = []
@@ -88,19 +106,37 @@ def find_candidates(
             found[j.facts.path] = [hit]
         else:
             unsolved.append((j, gone))
+    found.update(_by_name(unsolved, histories, ok=ok, tops=tops, monitor=monitor,
+                          refresher=refresher))
+    return found
+
+
+def _by_name(
+    unsolved: Sequence[tuple[Judgement, str]],
+    histories: Mapping[str, LinkHistory],
+    *,
+    ok: Sequence[MountSettings],
+    tops: Mapping[str, Sequence[str]],
+    monitor: MountMonitor,
+    refresher: ListingRefresher | None,
+) -> dict[str, list[str]]:
+    """(b): same name and remembered size anywhere in the ok mounts."""
     by_name: dict[str, list[tuple[str, int]]] = {}
     for j, gone in unsolved:
         history = histories.get(j.facts.path)
         if history is not None and history.last_size is not None:
             by_name.setdefault(os.path.basename(gone), []).append((j.facts.path, history.last_size))
-    if by_name:
-        index = _index_by_name(ok, set(by_name), monitor)
-        if index is not None:
-            for name, links in by_name.items():
-                for link, size in links:
-                    hits = _dedupe([p for p, s in index.get(name, ()) if s == size], ok, tops)
-                    if hits:
-                        found[link] = hits
+    found: dict[str, list[str]] = {}
+    if not by_name:
+        return found
+    index = _index_by_name(ok, set(by_name), monitor, refresher)
+    if index is None:
+        return found
+    for name, links in by_name.items():
+        for link, size in links:
+            hits = _dedupe([p for p, s in index.get(name, ()) if s == size], ok, tops)
+            if hits:
+                found[link] = hits
     return found
 
 
@@ -154,7 +190,8 @@ def _same_relative_path(
             candidate = os.path.normpath(candidate)
             if candidate == gone:
                 continue
-            names = listings.names(mount.name, os.path.dirname(candidate))
+            names = listings.names(mount.name, os.path.dirname(candidate),
+                                   os.path.basename(candidate))
             if names is not None and os.path.basename(candidate) in names:
                 log.debug("relink candidate by path", link=j.facts.path, candidate=candidate)
                 return candidate
@@ -178,7 +215,8 @@ def _list_for_index(
 
 
 def _index_by_name(
-    ok: Sequence[MountSettings], wanted: set[str], monitor: MountMonitor
+    ok: Sequence[MountSettings], wanted: set[str], monitor: MountMonitor,
+    refresher: ListingRefresher | None = None,
 ) -> dict[str, list[tuple[str, int]]] | None:
     """name -> [(path, size)] for the wanted names in every ok mount; ``None`` when a walk was
     cut short (a timeout, the budget), because then a hit might not be the only one."""
@@ -192,6 +230,8 @@ def _index_by_name(
             if time.monotonic() > deadline:
                 log.warning("relink index budget spent; no by-name candidates", mount=mount.name)
                 return None
+            if refresher is not None:
+                refresher.refresh(mount.name, frontier)
             # Keep the whole level in flight: the gate's workers list folders in parallel.
             futures = [(d, gate.submit(_list_for_index, d, names)) for d in frontier]
             frontier = []

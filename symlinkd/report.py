@@ -48,6 +48,7 @@ BENIGN = frozenset({Verdict.OK, Verdict.NOT_SYMLINK})
 OUTSIDE = "(no mount)"
 _VERDICT_STYLE = {
     Verdict.OK: "green", Verdict.DANGLING: "red", Verdict.UNREADABLE: "yellow",
+    Verdict.STALE: "yellow",
     Verdict.MOUNT_DOWN: "bold red", Verdict.MOUNT_HUNG: "bold red",
     Verdict.OUTSIDE_MOUNTS: "magenta", Verdict.LOOP: "magenta", Verdict.NOT_SYMLINK: "dim",
 }
@@ -201,6 +202,11 @@ def _json_head(report: PassReport, *, all_links: bool) -> dict[str, Any]:
         "links": _LINKS_VALUE,
         "problems": [_problem_json(p.path, p.errno, p.message) for p in report.problems],
         "notes": list(report.notes),
+        "rename_events": [
+            {"mount": e.mount, "detected": e.detected, "failing": e.failing,
+             "relinkable": len(e.relinkable), "ambiguous": [json_name(p)[0] for p in e.ambiguous]}
+            for e in report.renames
+        ],
     }
 
 

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import attrgetter
 from types import TracebackType
 
@@ -23,11 +23,14 @@ from prometheus_client import CollectorRegistry
 from symlinkd.aftercounts import counts_after
 from symlinkd.classifier import Tally, breaker, classify, rejudge
 from symlinkd.containment import Zone
+from symlinkd.contentprobe import ContentProber
 from symlinkd.errors import UnsafePlan
 from symlinkd.executor import Executor, MountRecheck
-from symlinkd.holds import current_holds
+from symlinkd.freshen import ListingRefresher
+from symlinkd.holds import Hold, current_holds
 from symlinkd.metrics import Metrics
 from symlinkd.model import (
+    ActionKind,
     EntryKind,
     Judgement,
     LinkFacts,
@@ -42,10 +45,12 @@ from symlinkd.model import (
 from symlinkd.mounts import MountMonitor
 from symlinkd.notifiers.base import Change, ChangeCause, ChangeKind
 from symlinkd.notifiers.hub import NotifierHub, changes_from_outcomes
-from symlinkd.planner import make_plan
+from symlinkd.planner import Plan, make_plan
 from symlinkd.relink import find_candidates
+from symlinkd.renames import describe, explain_trips
 from symlinkd.scanner import Record, Scanner
 from symlinkd.settings import Settings
+from symlinkd.stale import copies_that_read, probe_links, publish, with_streaks
 from symlinkd.state import PassRecorder, StateDB
 from symlinkd.statefail import StateError, StatePassError, release_reserve, state_error
 
@@ -87,6 +92,8 @@ class Runtime:
         self.monitor = monitor
         self.notifier = notifier
         self.scanner = Scanner(settings.farm, monitor, settings.timeouts)
+        self.prober = ContentProber(monitor, settings.policy.probe, settings.timeouts.op_seconds,
+                                    settings.policy.breaker_ratio)
         # Set by the daemon on SIGTERM: the executor finishes the action in hand and stops.
         self.stop = threading.Event()
         self._pass_lock = threading.Lock()
@@ -103,6 +110,7 @@ class Runtime:
         self.close()
 
     def close(self) -> None:
+        self.prober.close()
         self.notifier.close()
         self.monitor.close()
         self.state.close()
@@ -152,8 +160,13 @@ class Runtime:
         recorder = state.recorder()
         known = recorder.known
         now = self.clock()
-        judgements, counts, mounts = self._judge(report, options, paths, mounts, recorder, now,
-                                                 progress)
+        refresher = ListingRefresher(self.monitor, max_dirs=policy.candidate_refresh_dirs,
+                                     max_seconds=policy.candidate_refresh_seconds)
+        judgements, counts, mounts, found = self._judge(report, options, paths, mounts, recorder,
+                                                        now, progress, refresher)
+        streaks: dict[str, tuple[float, int]] = {}
+        if policy.probe.enabled and not paths:  # full passes only: the budget is per pass
+            streaks = self._probe(report, judgements, counts, mounts, now)
         report.mounts = mounts
         report.judgements = judgements
         report.verdict_counts = dict(counts)
@@ -161,36 +174,12 @@ class Runtime:
         self.metrics.observe_mounts(mounts)
 
         unseen = [j for j in judgements if not known(j.path)] if paths else []
-        watch = [j.path for j in judgements if j.verdict is not Verdict.OK]
-        histories = state.histories(watch)
-        dangling = [
-            j for j in judgements
-            if j.verdict is Verdict.DANGLING and j.facts.mount in mounts
-            and mounts[j.facts.mount].up
-        ]
-        candidates = (
-            find_candidates(dangling, histories, self.monitor, mounts)
-            if dangling and policy.relink else {}
-        )
         # Holds come in as data: the planner stays pure; a changed link's hold ends here.
         holds, hold_notes = current_holds(state.holds, release=options.apply)
         report.notes.extend(hold_notes)
-        plan = make_plan(
-            judgements, mounts, histories, candidates, policy, self.settings.farm, now,
-            holds=holds,
-        )
+        plan = self._plan(report, judgements, mounts, found, refresher, now, holds, streaks)
         report.planned = plan.actions
-        try:
-            plan.raise_if_unsafe(policy, mounts, judged=links_judged)
-        except UnsafePlan as unsafe:
-            self.metrics.unsafe_plans.labels(reason=unsafe.reason).inc()
-            report.refused_reason = unsafe.reason
-            if options.force and options.apply:
-                log.warning("unsafe plan forced", reason=unsafe.reason, detail=str(unsafe))
-                report.notes.append(f"forced past the safety gate: {unsafe}")
-            else:
-                report.refused = str(unsafe)
-                log.warning("plan refused", reason=unsafe.reason, detail=str(unsafe))
+        self._check(report, plan, options, links_judged)
 
         if report.refused is None:
             executor = Executor(
@@ -229,11 +218,75 @@ class Runtime:
             )
         return failure
 
+    def _probe(self, report: PassReport, judgements: list[Judgement], counts: Tally,
+               mounts: Mapping[str, MountState], now: float) -> dict[str, tuple[float, int]]:
+        """The content probe of this pass: stale links join ``judgements``; their streaks."""
+        try:
+            findings = probe_links(self.prober, self.state, judgements, counts, mounts, now)
+        except sqlite3.Error as exc:
+            # The probe is a nicety: a state disk that cannot take its memory skips it.
+            report.notes.append(f"content probe skipped: {state_error(exc, self.state.path)}")
+            return {}
+        publish(findings.probe, self.metrics, report.notes,
+                self.settings.policy.probe.probe_every_days)
+        return findings.streaks
+
+    def _check(self, report: PassReport, plan: Plan, options: PassOptions, judged: int) -> None:
+        """The safety gate; ``--force --apply`` goes past it, saying so."""
+        policy = self.settings.policy
+        relinks = sum(1 for p in plan.changes() if p.action.kind is ActionKind.RELINK)
+        if relinks > policy.max_prune:
+            # A bulk relink is allowed by default (max_relink*), but never silent.
+            log.warning("bulk relink", relinks=relinks, judged=judged,
+                        max_relink=policy.max_relink, max_relink_ratio=policy.max_relink_ratio)
+        try:
+            plan.raise_if_unsafe(policy, report.mounts, judged=judged)
+        except UnsafePlan as unsafe:
+            self.metrics.unsafe_plans.labels(reason=unsafe.reason).inc()
+            report.refused_reason = unsafe.reason
+            if options.force and options.apply:
+                log.warning("unsafe plan forced", reason=unsafe.reason, detail=str(unsafe))
+                report.notes.append(f"forced past the safety gate: {unsafe}")
+            else:
+                report.refused = str(unsafe)
+                log.warning("plan refused", reason=unsafe.reason, detail=str(unsafe))
+
+    def _plan(  # noqa: PLR0917 -- one pass's parts, split for reading
+        self, report: PassReport, judgements: list[Judgement], mounts: dict[str, MountState],
+        found: dict[str, list[str]], refresher: ListingRefresher, now: float,
+        holds: Mapping[str, Hold],
+        streaks: Mapping[str, tuple[float, int]],
+    ) -> Plan:
+        """Histories, relink candidates (those the rename search found are not sought again),
+        then the plan."""
+        policy = self.settings.policy
+        watch = [j.path for j in judgements if j.verdict is not Verdict.OK]
+        histories = self.state.histories(watch)
+        with_streaks(histories, streaks, now)
+        dangling = [
+            j for j in judgements
+            if j.verdict is Verdict.DANGLING and j.facts.mount in mounts
+            and mounts[j.facts.mount].up and j.path not in found
+        ]
+        candidates = (
+            find_candidates(dangling, histories, self.monitor, mounts, refresher)
+            if dangling and policy.relink else {}
+        )
+        candidates.update(found)
+        stale = [j for j in judgements if j.verdict is Verdict.STALE]
+        if stale and policy.relink:
+            candidates.update(copies_that_read(self.prober, stale, histories, mounts, refresher))
+        report.notes.extend(refresher.notes())
+        return make_plan(
+            judgements, mounts, histories, candidates, policy, self.settings.farm, now,
+            holds=holds, rename_mounts=frozenset(e.mount for e in report.renames if e.detected),
+        )
+
     def _judge(  # noqa: PLR0917 -- one pass's parts, split for reading
         self, report: PassReport, options: PassOptions, paths: tuple[str, ...],
         mounts: dict[str, MountState], recorder: PassRecorder, now: float,
-        progress: Callable[[int], None] | None,
-    ) -> tuple[list[Judgement], Tally, dict[str, MountState]]:
+        progress: Callable[[int], None] | None, refresher: ListingRefresher,
+    ) -> tuple[list[Judgement], Tally, dict[str, MountState], dict[str, list[str]]]:
         """Scan and classify batch by batch: counts of everything, the judgements the rest of
         the pass needs, healthy links straight to the recorder; then the breaker."""
         policy = self.settings.policy
@@ -280,10 +333,31 @@ class Runtime:
         scanned = stream.result.mounts
         judgements = rejudge(kept.judgements, counts, scanned, now)
         mounts = breaker(counts, scanned, policy.breaker_ratio, policy.breaker_min_links)
+        found: dict[str, list[str]] = {}
+        if mounts != scanned and policy.relink:
+            report.renames, found = explain_trips(
+                judgements, counts, scanned, mounts, self.state.histories, self.monitor,
+                refresher=refresher, ratio=policy.rename_ratio)
+            self._announce_renames(report, scanned, mounts)
         if mounts != scanned:
             # The breaker just degraded a mount: its links are judged by the mount's state now.
             judgements = rejudge(judgements, counts, mounts, now)
-        return judgements, counts, mounts
+        return judgements, counts, mounts, found
+
+    def _announce_renames(self, report: PassReport, scanned: Mapping[str, MountState],
+                          mounts: dict[str, MountState]) -> None:
+        """A detected rename keeps its mount ``ok`` for this pass (relink, never prune)."""
+        for ev in report.renames:
+            text = describe(ev)
+            report.notes.append(text)
+            if ev.detected:
+                mounts[ev.mount] = replace(scanned[ev.mount], detail=text)
+                self.metrics.rename_events.labels(mount=ev.mount).inc()
+                log.warning("rename event", mount=ev.mount, failing=ev.failing,
+                            relinkable=len(ev.relinkable), ambiguous=list(ev.ambiguous))
+            else:
+                log.info("breaker trip is not a rename", mount=ev.mount, failing=ev.failing,
+                         relinkable=len(ev.relinkable))
 
     def _finish(self, report: PassReport, options: PassOptions,
                 failure: StateError | None = None) -> PassReport:

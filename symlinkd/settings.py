@@ -54,6 +54,19 @@ class Timeouts:
 
 
 @dataclass(frozen=True, slots=True)
+class ProbePolicy:
+    """The rolling content probe (``policy.probe``): read a little of each link's target through
+    the mount so a file the provider expired (listed, but unreadable) is seen before Plex does."""
+
+    enabled: bool = False
+    read_bytes: int = 65536  # read at the start of the file (and in the middle, if on)
+    middle: bool = False  # also read ``read_bytes`` from the middle (forces a second range GET)
+    per_pass: int = 200  # links read per mount per pass
+    per_day: int = 5000  # links read per mount per rolling day
+    probe_every_days: float = 30.0  # a link not read-verified for this long is "unverified"
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     max_age_days: float = 90.0  # 0 disables the age policy
     confirm_after_passes: int = 2
@@ -68,6 +81,16 @@ class Policy:
     prune_outside_mounts: bool = False
     include: tuple[str, ...] = ()  # globs relative to the farm; empty = everything
     exclude: tuple[str, ...] = ()
+    # A tripped breaker is a rename event, not an outage, when at least this share of the
+    # mount's failing links have a verified unique candidate (same name, remembered size).
+    rename_ratio: float = 0.8
+    max_relink: int | None = None  # None: no count limit (a rename event relinks in bulk)
+    max_relink_ratio: float = 1.0
+    # rclone vfs/refresh of the folders a candidate is sought in, bounded per pass.
+    candidate_refresh_dirs: int = 2000
+    candidate_refresh_seconds: float = 60.0
+    prune_stale: bool = False  # a confirmed stale link with no copy that reads is pruned
+    probe: ProbePolicy = field(default_factory=ProbePolicy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from symlinkd.linkdigest import (
     link_key,
 )
 from symlinkd.model import Judgement, LinkHistory, MountState
+from symlinkd.probestate import PROBE_MIGRATION, ProbeStore
 from symlinkd.statefail import keep_reserve, state_error
 
 __all__ = [
@@ -110,6 +111,8 @@ MIGRATIONS: tuple[str, ...] = (
         created REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 4: the content probe's memory of reads per link.
+    PROBE_MIGRATION,
 )
 
 _CHUNK = 500  # bound parameters per IN (...) query
@@ -146,7 +149,7 @@ def migrate(conn: sqlite3.Connection, upto: int | None = None) -> int:
     return max(version, target)
 
 
-class StateDB(JournalStore):
+class StateDB(JournalStore, ProbeStore):
     """One process's handle on the state directory. Thread-safe (one lock per handle)."""
 
     def __init__(self, state_dir: str, *, clock: Callable[[], float] = time.time) -> None:
@@ -172,7 +175,8 @@ class StateDB(JournalStore):
             raise state_error(exc, self.path) from exc
         keep_reserve(state_dir)
         self._digest: LinkDigest | None = None
-        super().__init__(self._conn, self._lock, clock)
+        JournalStore.__init__(self, self._conn, self._lock, clock)
+        ProbeStore.__init__(self, self._conn, self._lock)
         self.holds = HoldStore(self._conn, self._lock, clock)
 
     # -- process lock ------------------------------------------------------------------------

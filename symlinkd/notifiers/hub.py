@@ -51,6 +51,8 @@ class Target(Protocol):
 
 _PRUNE_CAUSE = {
     PruneReason.DANGLING: ChangeCause.PRUNE_DANGLING,
+    # An expired file (listed, reads fail) is lost like a dangling one: reacquire it.
+    PruneReason.STALE: ChangeCause.PRUNE_DANGLING,
     PruneReason.AGE: ChangeCause.PRUNE_AGE,
     # A link into a loop or outside every mount points at nothing usable: for the servers it
     # is a lost file like a dangling one.

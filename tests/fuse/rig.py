@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import signal
@@ -218,7 +219,8 @@ class FuseRig:
     ) -> tuple[subprocess.Popen[bytes] | None, str]:
         log = self.base / f"webdav-{mount.name}.log"
         server = Path(__file__).resolve().with_name("webdav_server.py")
-        cmd = [sys.executable, str(server), str(mount.server_root), str(port)]
+        cmd = [sys.executable, str(server), str(mount.server_root), str(port),
+               str(self._control(mount.name)), str(self._reads(mount.name))]
         with open(log, "ab") as log_handle:
             proc = subprocess.Popen(
                 cmd,
@@ -233,6 +235,31 @@ class FuseRig:
             return proc, ""
         stop_process(proc)
         return None, log.read_text(errors="replace")[-2000:]
+
+    def _control(self, name: str) -> Path:
+        return self.base / f"webdav-{name}.faults.json"
+
+    def _reads(self, name: str) -> Path:
+        return self.base / f"webdav-{name}.reads"
+
+    def fail_reads(self, name: str, rel: str, mode: str | None) -> None:
+        """Make the cloud's GETs of ``rel`` fail (``"404"``, ``"500"``, ``"reset"``, ``"hang"``)
+        while it stays listed — an expired file; ``None`` heals it."""
+        path = self._control(name)
+        faults = json.loads(path.read_text()) if path.exists() else {}
+        key = "/" + rel.lstrip("/")
+        if mode is None:
+            faults.pop(key, None)
+        else:
+            faults[key] = mode
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(faults))
+        tmp.replace(path)
+
+    def reads(self, name: str) -> list[str]:
+        """Every GET of a file the cloud served (or failed), in order: '/torrents/x.mkv'."""
+        path = self._reads(name)
+        return path.read_text().splitlines() if path.exists() else []
 
     def stop_webdav(self, name: str) -> None:
         """The backend goes away; rclone stays mounted and retries."""
@@ -433,15 +460,21 @@ class FuseRig:
         return response.json()
 
     def farm_snapshot(self) -> dict[str, tuple[str, int]]:
-        """Every farm symlink -> (target, mtime_ns) from lstat only: never touches a mount."""
+        """Every farm symlink -> (target, mtime_ns) from lstat only: never touches a mount
+        (``os.walk`` would: its ``is_dir`` follows each symlink into the mount, which blocks
+        ~20 s a link with the WebDAV server down)."""
         snapshot: dict[str, tuple[str, int]] = {}
-        for root, dirs, files in os.walk(self.farm):
-            for entry in (*dirs, *files):
-                path = os.path.join(root, entry)
-                if os.path.islink(path):
-                    snapshot[os.path.relpath(path, self.farm)] = (
-                        os.readlink(path), os.lstat(path).st_mtime_ns,
-                    )
+        folders = [str(self.farm)]
+        while folders:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        snapshot[os.path.relpath(entry.path, self.farm)] = (
+                            os.readlink(entry.path),
+                            entry.stat(follow_symlinks=False).st_mtime_ns,
+                        )
+                    elif entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.path)
         return snapshot
 
     # ---------------------------------------------------------------- symlinkd settings
