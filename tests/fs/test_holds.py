@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -47,8 +48,12 @@ def undo_first_pass(settings: Settings, capsys: pytest.CaptureFixture[str]) -> s
             if o.result is OutcomeResult.DONE}
     assert done == set(CHANGED), done
     assert cmd_undo(settings, first.run_id, as_json=True) == 0
-    out = capsys.readouterr().out  # structlog's default logger writes to stdout too
-    return str(json.loads(out[out.index("\n{\n") + 1:])["run_id"])
+    # structlog's default logger may write to stdout too, depending on what configured it
+    # earlier in the run: the document is the indented object that starts a line.
+    out = capsys.readouterr().out
+    start = re.search(r"(?m)^\{$", out)
+    assert start is not None, out
+    return str(json.loads(out[start.start():])["run_id"])
 
 
 def test_undone_links_are_held_by_the_next_pass(
