@@ -96,6 +96,9 @@ def _scrape() -> str:
     metrics.unsafe_plans.labels(reason="max_prune").inc()
     metrics.notifications.labels(target="plex", result="failed").inc()
     metrics.pass_errors.labels(kind="full").inc()
+    metrics.rename_events.labels(mount="zurg").inc()
+    metrics.probes.labels(mount="zurg", result="failed").inc()
+    metrics.links_unverified.labels(mount="zurg").set(3)
     return generate_latest(metrics.registry).decode()
 
 
