@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 from symlinkd.model import Judgement, LinkFacts, MountState, Verdict
-
-if TYPE_CHECKING:
-    from symlinkd.state import StateDB
 
 STEADY_BAD = 1  # digest value of a row that is dangling (bad_passes > 0)
 STEADY_NONE = 0  # digest value of a row with no healthy target and no bad streak
@@ -121,13 +119,19 @@ class PassRecorder:
     ``ok`` that the pass does not keep (one hash and a probe or two each; changed rows are only
     noted), ``finish`` takes every judgement the pass kept, with the final mount states, and
     writes everything in one transaction. Nothing touches the table before ``finish``, so the
-    histories the planner reads in between are those of the passes before."""
+    histories the planner reads in between are those of the passes before.
 
-    def __init__(self, db: StateDB) -> None:
-        self._db = db
-        with db._lock:
-            self._digest = db._loaded_digest()
-            self._digest.new_pass()
+    The state DB hands in what the recorder needs of it (so this module does not import it):
+    the digest, the lock that guards it, the clock, and ``write(writes, digest, full)`` that
+    makes the pass's rows one transaction."""
+
+    def __init__(self, digest: LinkDigest, *, lock: AbstractContextManager[Any],
+                 clock: Callable[[], float],
+                 write: Callable[[Writes, LinkDigest, bool], None]) -> None:
+        self._digest = digest
+        self._lock = lock
+        self._clock = clock
+        self._write = write
         self._pending: list[Pending] = []
         self._seen = 0
 
@@ -208,10 +212,9 @@ class PassRecorder:
         """``judgements``: the rest of the pass (any verdict). ``mounts``: the final states; a
         healthy link noted under a mount that is no longer ``ok`` is recorded as the old code
         recorded its ``mount_down`` verdict (a new row without a target, nothing else)."""
-        db = self._db
-        with db._lock:
+        with self._lock:
             digest = self._digest
-            now = db._clock()
+            now = self._clock()
             writes = Writes(seen=self._seen)
             fsencode = os.fsencode
             for key, value, had, path, target, size, mount in self._pending:
@@ -229,7 +232,7 @@ class PassRecorder:
                 digest.put(key, value)
             self._pending = []
             diff(judgements, digest, now, mounts, writes)
-            db._write(writes, digest, full)
+            self._write(writes, digest, full)
 
 
 def mount_up(mount: str | None, mounts: Mapping[str, MountState]) -> bool:

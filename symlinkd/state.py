@@ -297,7 +297,10 @@ class StateDB(JournalStore, ProbeStore):
 
     def recorder(self) -> PassRecorder:
         """A recorder for one streaming pass (see ``PassRecorder``)."""
-        return PassRecorder(self)
+        with self._lock:
+            digest = self._loaded_digest()
+            digest.new_pass()
+        return PassRecorder(digest, lock=self._lock, clock=self._clock, write=self._write)
 
     def histories(self, paths: Iterable[str]) -> dict[str, LinkHistory]:
         """What the DB remembers of ``paths`` (unknown paths are absent). Primary-key lookups
