@@ -138,6 +138,12 @@ class PassRecorder:
     def known(self, path: str) -> bool:
         return link_key(path) in self._digest
 
+    def known_bad(self, path: str) -> bool:
+        """The DB has ``path`` on a dangling streak (``bad_passes > 0``)."""
+        digest = self._digest
+        i = digest.slot(link_key(path))
+        return digest.keys[i] != 0 and digest.vals[i] == STEADY_BAD
+
     def unknown(self, path: str) -> bool:
         """``not known(path)`` in one call: the scanner asks it of every healthy link."""
         key = hash(path) or 1

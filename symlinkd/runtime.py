@@ -46,6 +46,7 @@ from symlinkd.mounts import MountMonitor
 from symlinkd.notifiers.base import Change, ChangeCause, ChangeKind
 from symlinkd.notifiers.hub import NotifierHub, changes_from_outcomes
 from symlinkd.planner import Plan, make_plan
+from symlinkd.rcmemo import RefreshMemo
 from symlinkd.relink import find_candidates
 from symlinkd.renames import describe, explain_trips
 from symlinkd.scanner import Record, Scanner
@@ -320,7 +321,7 @@ class Runtime:
         stream = self.scanner.stream(
             mounts, paths, progress, size_wanted=recorder.unknown,
             target_index=report.target_folders if options.target_index else None,
-            healthy=take,
+            healthy=take, refresh_memo=self._refresh_memo(recorder, now),
         )
         live = stream.result.mounts  # the scanner marks a mount hung/down mid-pass in here
         for batch in stream:
@@ -358,6 +359,16 @@ class Runtime:
             else:
                 log.info("breaker trip is not a rename", mount=ev.mount, failing=ev.failing,
                          relinkable=len(ev.relinkable))
+
+    def _refresh_memo(self, recorder: PassRecorder, now: float) -> RefreshMemo:
+        """rclone refreshes that pay once: first sight of a missing target, then when due."""
+        state, policy = self.state, self.settings.policy
+        return RefreshMemo(
+            known_bad=recorder.known_bad, histories=state.histories,
+            last_refresh=state.last_refreshes(), save=state.note_refreshes, now=now,
+            confirm_after_passes=policy.confirm_after_passes,
+            confirm_after_minutes=policy.confirm_after_minutes,
+        )
 
     def _finish(self, report: PassReport, options: PassOptions,
                 failure: StateError | None = None) -> PassReport:

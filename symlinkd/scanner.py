@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from symlinkd.farmwalk import FLUSH_RECORDS, FarmWalk, Record
 from symlinkd.model import LinkFacts, MountState, ScanResult
 from symlinkd.mounts import MountMonitor
+from symlinkd.rcmemo import RefreshMemo
 from symlinkd.settings import Timeouts
 from symlinkd.targets import HealthySink, Listing, Outcome, TargetResolver, list_dir
 
@@ -68,6 +69,7 @@ class Scanner:
         flush_records: int = FLUSH_RECORDS,
         target_index: dict[str, set[str]] | None = None,
         healthy: HealthySink | None = None,
+        refresh_memo: RefreshMemo | None = None,
     ) -> ScanStream:
         """The same facts as ``scan``, in batches, so a pass never holds the whole farm.
         ``ScanStream.result.mounts`` changes while the batches come (a mount that hangs
@@ -77,9 +79,12 @@ class Scanner:
         into it. ``healthy``, when given, is offered the links whose target resolved (a file
         or a folder, no error) under a mount, per target folder, as ``Record`` tuples instead
         of ``LinkFacts``: it returns those it did not take, which become facts as usual (a
-        pass takes the healthy links it only counts, and a million objects are never made)."""
+        pass takes the healthy links it only counts, and a million objects are never made).
+        ``refresh_memo``, when given, decides which folders holding a missing target are
+        refreshed through rclone rc (see ``symlinkd.rcmemo``); without it, all of them."""
         scan = _Pass(self, mounts, progress=progress, size_wanted=size_wanted,
-                     flush_records=flush_records, target_index=target_index, healthy=healthy)
+                     flush_records=flush_records, target_index=target_index, healthy=healthy,
+                     memo=refresh_memo)
         return ScanStream(scan, paths)
 
 
@@ -102,12 +107,14 @@ class _Pass:
                  size_wanted: Callable[[str], bool] | None,
                  flush_records: int,
                  target_index: dict[str, set[str]] | None,
-                 healthy: HealthySink | None) -> None:
+                 healthy: HealthySink | None,
+                 memo: RefreshMemo | None = None) -> None:
         self.result = ScanResult(mounts=dict(mounts))
         self.walk = FarmWalk(scanner.farm, scanner.monitor, self.result, progress=progress,
                              flush_records=flush_records, target_index=target_index)
         self.resolver = TargetResolver(scanner.monitor, self.result,
-                                       scanner.timeouts.workers_per_mount, size_wanted, healthy)
+                                       scanner.timeouts.workers_per_mount, size_wanted, healthy,
+                                       memo=memo)
 
     def batches(self, paths: Sequence[str]) -> Iterator[list[LinkFacts]]:
         """Walk; every ``flush_records`` links, resolve what was walked and hand it on."""

@@ -113,9 +113,17 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 4: the content probe's memory of reads per link.
     PROBE_MIGRATION,
+    # 5: when each folder was last re-read through rclone rc (vfs/refresh), see rcmemo.
+    """
+    CREATE TABLE rc_refreshes (
+        folder BLOB PRIMARY KEY,
+        at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 _CHUNK = 500  # bound parameters per IN (...) query
+_REFRESH_KEEP = 30 * 86400.0  # seconds a folder's last rc refresh is remembered
 _RUN_COLS = "id, kind, mode, started, finished, counts, refused, undo_of"
 
 
@@ -175,6 +183,7 @@ class StateDB(JournalStore, ProbeStore):
             raise state_error(exc, self.path) from exc
         keep_reserve(state_dir)
         self._digest: LinkDigest | None = None
+        self._refreshes: dict[str, float] | None = None
         JournalStore.__init__(self, self._conn, self._lock, clock)
         ProbeStore.__init__(self, self._conn, self._lock)
         self.holds = HoldStore(self._conn, self._lock, clock)
@@ -294,6 +303,42 @@ class StateDB(JournalStore, ProbeStore):
                 digest.rows = int(rows)
                 self._digest = digest
         return self._digest
+
+    # -- rclone refreshes (rcmemo) ------------------------------------------------------------
+
+    def last_refreshes(self) -> dict[str, float]:
+        """Folder -> when it was last re-read through rclone rc. Loaded once per handle (a few
+        rows: only folders that held a missing target), then kept up to date in memory."""
+        with self._lock:
+            if self._refreshes is None:
+                self._refreshes = {
+                    os.fsdecode(folder): float(at)
+                    for folder, at in self._conn.execute("SELECT folder, at FROM rc_refreshes")
+                }
+            return self._refreshes
+
+    def note_refreshes(self, folders: Sequence[str], at: float) -> None:
+        """Remember that ``folders`` were refreshed at ``at``; rows older than 30 days go (their
+        folders have been refreshed again since, or hold nothing missing any more)."""
+        if not folders:
+            return
+        with self._lock:
+            memo = self.last_refreshes()
+            memo.update(dict.fromkeys(folders, at))
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                cur.executemany(
+                    "INSERT OR REPLACE INTO rc_refreshes (folder, at) VALUES (?, ?)",
+                    [(os.fsencode(f), at) for f in folders],
+                )
+                cur.execute("DELETE FROM rc_refreshes WHERE at < ?", (at - _REFRESH_KEEP,))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            for folder in [f for f, when in memo.items() if when < at - _REFRESH_KEEP]:
+                del memo[folder]
 
     def recorder(self) -> PassRecorder:
         """A recorder for one streaming pass (see ``PassRecorder``)."""

@@ -22,6 +22,7 @@ from symlinkd.errors import MountUnavailable
 from symlinkd.farmwalk import Record, absolute_target, split_path
 from symlinkd.model import EntryKind, LinkFacts, MountHealth, ScanResult
 from symlinkd.mounts import OUTSIDE, MountMonitor, MountTimeout
+from symlinkd.rcmemo import RefreshMemo
 
 _MAX_HOPS = 40  # the kernel's own limit on symlinks followed in one lookup (ELOOP)
 _GONE = (errno.ENOENT, errno.ENOTDIR)
@@ -81,8 +82,10 @@ class TargetResolver:
 
     def __init__(self, monitor: MountMonitor, result: ScanResult, workers_per_mount: int,
                  size_wanted: Callable[[str], bool] | None,
-                 healthy: HealthySink | None = None) -> None:
+                 healthy: HealthySink | None = None, *,
+                 memo: RefreshMemo | None = None) -> None:
         self.monitor = monitor
+        self.memo = memo  # None: every folder holding a missing target is refreshed
         self.result = result
         self.size_wanted = size_wanted
         self.healthy = healthy
@@ -197,18 +200,22 @@ class TargetResolver:
         """Resolve ``groups`` (target folder -> the links walked into it; emptied as it goes)
         and hand their facts on in batches, after ``walked`` (facts the walk already made)."""
         self.out = walked
-        suspects: list[tuple[str, str, list[Record], bool]] = []
+        suspects: list[tuple[str, str, list[Record], Outcome]] = []
         for parent, mount, records, outcome in self._listings(groups):
             if parent not in self.refreshed and self._suspect(mount, records, outcome):
-                parent_gone = isinstance(outcome, OSError)
-                suspects.append((parent, mount, records, parent_gone))  # type: ignore[arg-type]
+                suspects.append((parent, mount, records, outcome))  # type: ignore[arg-type]
             else:
                 self._emit(parent, mount, records, outcome)
             if len(self.out) >= _BATCH:
                 yield self._take()
         if suspects:
-            self._refresh(suspects)
-            again = {parent: records for parent, _m, records, _g in suspects}
+            due = self._due(suspects)
+            for parent, mount, records, outcome in suspects:
+                if parent not in due:  # a known dangling link, not due: the listing stands
+                    self._emit(parent, mount, records, outcome)
+            suspects = [s for s in suspects if s[0] in due]
+            self._refresh([(p, m, r, isinstance(o, OSError)) for p, m, r, o in suspects])
+            again = {parent: records for parent, _m, records, _o in suspects}
             for parent, mount, records, outcome in self._listings(again):
                 self._emit(parent, mount, records, outcome)
                 if len(self.out) >= _BATCH:
@@ -256,6 +263,20 @@ class TargetResolver:
             return False
         return any(split_path(full)[1] not in outcome for _p, _t, full, _m in records)
 
+    def _due(self, suspects: list[tuple[str, str, list[Record], Outcome]]) -> set[str]:
+        """The suspect folders to refresh now (all of them without a memo)."""
+        if self.memo is None:
+            return {parent for parent, _m, _r, _o in suspects}
+        missing: list[tuple[str, list[str]]] = []
+        for parent, _mount, records, outcome in suspects:
+            if isinstance(outcome, dict):
+                cut = len(parent) + 1 if parent != "/" else 1
+                links = [r[0] for r in records if r[2][cut:] not in outcome]
+            else:  # the folder itself is missing: every link into it
+                links = [r[0] for r in records]
+            missing.append((parent, links))
+        return self.memo.due(missing)
+
     def _refresh(self, suspects: list[tuple[str, str, list[Record], bool]]) -> None:
         by_mount: dict[str, set[str]] = {}
         for parent, mount, _records, parent_gone in suspects:
@@ -274,6 +295,9 @@ class TargetResolver:
             except MountUnavailable as exc:
                 # Without a refresh "gone" cannot be told from "stale cache": do not trust it.
                 self._mark(mount, MountHealth.DEGRADED, f"vfs/refresh failed: {exc}")
+                continue
+            if self.memo is not None:
+                self.memo.refreshed(sorted(dirs))
 
     # ---- facts ------------------------------------------------------------------------------
 
