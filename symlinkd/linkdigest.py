@@ -20,14 +20,17 @@ from symlinkd.model import Judgement, LinkFacts, MountState, Verdict
 
 STEADY_BAD = 1  # digest value of a row that is dangling (bad_passes > 0)
 STEADY_NONE = 0  # digest value of a row with no healthy target and no bad streak
+# New healthy links a pass holds before it writes them (a first pass meets a million): each
+# pending row is ~400 bytes of tuple and strings, so 50k of them bound a pass to ~20 MB.
+SPILL_ROWS = 50_000
+
+InsertRow = tuple[bytes, float, bytes | None, int | None, float | None, int]
 
 
 @dataclass(slots=True)
 class Writes:
     seen: int = 0
-    inserts: list[tuple[bytes, float, bytes | None, int | None, float | None, int]] = field(
-        default_factory=list
-    )
+    inserts: list[InsertRow] = field(default_factory=list)
     healthy: list[tuple[bytes | None, int | None, bytes]] = field(default_factory=list)
     worse: list[tuple[float, bytes]] = field(default_factory=list)
     resets: list[tuple[bytes]] = field(default_factory=list)
@@ -123,17 +126,66 @@ class PassRecorder:
 
     The state DB hands in what the recorder needs of it (so this module does not import it):
     the digest, the lock that guards it, the clock, and ``write(writes, digest, full)`` that
-    makes the pass's rows one transaction."""
+    makes the pass's rows one transaction.
 
-    def __init__(self, digest: LinkDigest, *, lock: AbstractContextManager[Any],
-                 clock: Callable[[], float],
-                 write: Callable[[Writes, LinkDigest, bool], None]) -> None:
+    A first pass (or any pass meeting many new links) does not hold them all: every ``spill``
+    pending rows, the *new* healthy links are written (``insert``, its own transaction) and only
+    their keys are kept, to enter the digest at ``finish``. That breaks "nothing before finish"
+    only for rows that did not exist: the planner reads histories of links that are not healthy
+    in this pass, and ``known`` still says "new" for them until ``finish`` (a subtree pass
+    announces new links). A mount that turns out not ``ok`` at ``finish`` gets its early rows'
+    targets cleared (``rows_since``: the paths written since the pass started), as if they had
+    waited."""
+
+    def __init__(
+        self, digest: LinkDigest, *, lock: AbstractContextManager[Any],
+        clock: Callable[[], float],
+        write: Callable[[Writes, LinkDigest, bool], None],
+        insert: Callable[[list[InsertRow]], None] | None = None,
+        rows_since: Callable[[float], Iterable[bytes]] | None = None,
+        spill: int = SPILL_ROWS,
+    ) -> None:
         self._digest = digest
         self._lock = lock
         self._clock = clock
         self._write = write
+        self._insert = insert
+        self._rows_since = rows_since
+        self._spill_at = spill if insert is not None and rows_since is not None else 1 << 62
+        self._started = clock()
         self._pending: list[Pending] = []
+        # mount -> (keys, values) of the rows written early, for the digest at finish
+        self._spilled: dict[str | None, tuple[array[int], array[int]]] = {}
         self._seen = 0
+
+    def pending(self) -> int:
+        """Healthy links noted and not yet written."""
+        return len(self._pending)
+
+    def _spill(self) -> None:
+        """Write the pending *new* links now (see the class notes); changed rows wait."""
+        assert self._insert is not None
+        fsencode = os.fsencode
+        rows: list[InsertRow] = []
+        keep: list[Pending] = []
+        spilled = self._spilled
+        with self._lock:
+            now = self._clock()
+            for entry in self._pending:
+                key, value, had, path, target, size, mount = entry
+                if had:
+                    keep.append(entry)
+                    continue
+                rows.append((fsencode(path), now, fsencode(target) if target is not None
+                             else None, size, None, 0))
+                got = spilled.get(mount)
+                if got is None:
+                    got = spilled[mount] = (array("q"), array("q"))
+                got[0].append(key)
+                got[1].append(value)
+            self._pending = keep
+            if rows:
+                self._insert(rows)
 
     def known(self, path: str) -> bool:
         return link_key(path) in self._digest
@@ -181,6 +233,8 @@ class PassRecorder:
                 pending.append((key, value, have is not None, facts.path, facts.target,
                                 facts.target_size, facts.mount))
         self._seen += seen
+        if len(pending) >= self._spill_at:
+            self._spill()
 
     def healthy_records(self, mount: str, records: Iterable[tuple[str, str, str, float]]
                         ) -> None:
@@ -207,6 +261,8 @@ class PassRecorder:
             if have != value:
                 pending.append((key, value, have is not None, path, target, None, mount))
         self._seen += seen
+        if len(pending) >= self._spill_at:
+            self._spill()
 
     def finish(
         self,
@@ -237,8 +293,31 @@ class PassRecorder:
                     writes.inserts.append((enc, now, raw, size, None, 0))
                 digest.put(key, value)
             self._pending = []
+            self._settle_spilled(digest, mounts, writes)
             diff(judgements, digest, now, mounts, writes)
             self._write(writes, digest, full)
+
+
+    def _settle_spilled(self, digest: LinkDigest, mounts: Mapping[str, MountState] | None,
+                        writes: Writes) -> None:
+        """The early rows enter the digest; those under a mount that is no longer ``ok`` lose
+        their target (one pass over the rows written since the pass began: a rare case)."""
+        cleared: set[int] = set()
+        for mount, (keys, values) in self._spilled.items():
+            if mounts is not None and not mount_up(mount, mounts):
+                cleared.update(keys)
+                for key in keys:
+                    digest.put(key, STEADY_NONE)
+            else:
+                for key, value in zip(keys, values, strict=True):
+                    digest.put(key, value)
+        self._spilled = {}
+        if cleared and self._rows_since is not None:
+            fsdecode = os.fsdecode
+            writes.healthy.extend(
+                (None, None, path) for path in self._rows_since(self._started)
+                if link_key(fsdecode(path)) in cleared
+            )
 
 
 def mount_up(mount: str | None, mounts: Mapping[str, MountState]) -> bool:

@@ -33,8 +33,10 @@ from symlinkd.errors import StateLocked
 from symlinkd.holds import HoldStore
 from symlinkd.journal import JournalAction, JournalEntry, JournalState, JournalStore
 from symlinkd.linkdigest import (
+    SPILL_ROWS,
     STEADY_BAD,
     STEADY_NONE,
+    InsertRow,
     LinkDigest,
     PassRecorder,
     Writes,
@@ -340,12 +342,34 @@ class StateDB(JournalStore, ProbeStore):
             for folder in [f for f, when in memo.items() if when < at - _REFRESH_KEEP]:
                 del memo[folder]
 
-    def recorder(self) -> PassRecorder:
-        """A recorder for one streaming pass (see ``PassRecorder``)."""
+    def recorder(self, *, spill: int = SPILL_ROWS) -> PassRecorder:
+        """A recorder for one streaming pass (see ``PassRecorder``); ``spill``: pending new
+        links written early, in one transaction each."""
         with self._lock:
             digest = self._loaded_digest()
             digest.new_pass()
-        return PassRecorder(digest, lock=self._lock, clock=self._clock, write=self._write)
+        return PassRecorder(digest, lock=self._lock, clock=self._clock, write=self._write,
+                            insert=self._insert, rows_since=self._rows_since, spill=spill)
+
+    def _insert(self, rows: list[InsertRow]) -> None:
+        rows.sort()  # B-tree inserts in key order touch each page once
+        with self._lock, contextlib.closing(self._conn.cursor()) as cur:
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                cur.executemany(
+                    "INSERT OR REPLACE INTO links (path, first_seen, last_target, last_size, "
+                    "bad_since, bad_passes) VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def _rows_since(self, since: float) -> list[bytes]:
+        with self._lock:
+            return [path for (path,) in self._conn.execute(
+                "SELECT path FROM links WHERE first_seen >= ?", (since,))]
 
     def histories(self, paths: Iterable[str]) -> dict[str, LinkHistory]:
         """What the DB remembers of ``paths`` (unknown paths are absent). Primary-key lookups
