@@ -94,13 +94,19 @@ class LinkDigest:
         self.vals[i] = value
         self.seen[i] = 1
 
+    def reserve(self, rows: int) -> None:
+        """Room for ``rows`` rows in all, grown once (a first pass adds a million: doubling
+        again and again re-hashed the table ~20 times)."""
+        if 2 * rows > len(self.keys):
+            self._grow(rows)
+
     def was_seen(self, key: int) -> bool:
         i = self.slot(key)
         return self.keys[i] == key and bool(self.seen[i])
 
-    def _grow(self) -> None:
+    def _grow(self, rows: int = 0) -> None:
         old = (self.keys, self.vals, self.seen)
-        bigger = LinkDigest(len(self.keys) // 2)  # twice the slots
+        bigger = LinkDigest(max(len(self.keys) // 2, rows))  # at least twice the slots
         for key, value, mark in zip(*old, strict=True):
             if key:
                 i = bigger.slot(key)
@@ -236,15 +242,16 @@ class PassRecorder:
         if len(pending) >= self._spill_at:
             self._spill()
 
-    def healthy_records(self, mount: str, records: Iterable[tuple[str, str, str, float]]
-                        ) -> None:
+    def healthy_records(self, mount: str, records: Sequence[tuple[str, str, str, float]],
+                        sizes: Sequence[int] | None = None) -> None:
         """``healthy`` for the scanner's records (path, target, absolute target, mtime) of
-        links into ``mount`` whose target resolved: no ``LinkFacts`` made for them."""
+        links into ``mount`` whose target resolved: no ``LinkFacts`` made for them.
+        ``sizes``: their targets' sizes, when the scanner took them (new links)."""
         digest = self._digest
         keys, vals, marks, mask = digest.keys, digest.vals, digest.seen, digest.mask
         pending = self._pending
         seen = 0
-        for path, target, _full, _mtime in records:  # healthy() with the fields at hand
+        for n, (path, target, _full, _mtime) in enumerate(records):  # healthy(), inlined
             seen += 1
             key = hash(path) or 1
             i = key & mask
@@ -259,7 +266,8 @@ class PassRecorder:
                 have = vals[i]
             value = hash(target)
             if have != value:
-                pending.append((key, value, have is not None, path, target, None, mount))
+                pending.append((key, value, have is not None, path, target,
+                                sizes[n] if sizes is not None else None, mount))
         self._seen += seen
         if len(pending) >= self._spill_at:
             self._spill()
@@ -278,6 +286,8 @@ class PassRecorder:
             digest = self._digest
             now = self._clock()
             writes = Writes(seen=self._seen)
+            spilled = sum(len(keys) for keys, _v in self._spilled.values())
+            digest.reserve(digest.rows + len(self._pending) + spilled + len(judgements))
             fsencode = os.fsencode
             for key, value, had, path, target, size, mount in self._pending:
                 if mounts is not None and not mount_up(mount, mounts):

@@ -301,7 +301,8 @@ class Runtime:
         now_ok = MountHealth.OK
         day = _DAY
 
-        def take(mount: str, records: list[Record], _folders: bool) -> list[Record]:
+        def take(mount: str, records: list[Record], _folders: bool,
+                 sizes: list[int] | None) -> list[Record]:
             """The scanner's resolved links under an ``ok`` mount that the pass only counts
             (``_Keeper.sift``'s test, on the records themselves)."""
             state = live.get(mount)
@@ -310,12 +311,18 @@ class Runtime:
             max_age, subtree = kept.max_age, kept.subtree
             rest: list[Record] = []
             taken: list[Record] = []
-            for r in records:
+            taken_sizes: list[int] | None = [] if sizes is not None else None
+            for i, r in enumerate(records):
                 old_or_new = (now - r[3]) / day > max_age or (subtree and not known(r[0]))
-                (rest if old_or_new else taken).append(r)
+                if old_or_new:
+                    rest.append(r)
+                    continue
+                taken.append(r)
+                if taken_sizes is not None and sizes is not None:
+                    taken_sizes.append(sizes[i])
             if taken:
                 counts[(mount, Verdict.OK)] += len(taken)
-                recorder.healthy_records(mount, taken)
+                recorder.healthy_records(mount, taken, taken_sizes)
             return rest
 
         stream = self.scanner.stream(

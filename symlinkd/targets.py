@@ -33,9 +33,11 @@ _MANY = 8  # target folders per gate call while listings are fast (8 slow ones f
 _FAST_LISTING = 0.002  # seconds a listing may take on average to count as fast
 
 Listing = dict[str, int]  # name -> _FILE | _DIR | _LINK
-# (mount, records whose target resolved, targets are folders) -> the records not taken
-HealthySink = Callable[[str, list[Record], bool], list[Record]]
+# (mount, records whose target resolved, targets are folders, their targets' sizes when
+# known) -> the records not taken
+HealthySink = Callable[[str, list[Record], bool, list[int] | None], list[Record]]
 Outcome = Listing | OSError | MountUnavailable
+Sizes = dict[str, int | OSError]  # target name -> its size (or the stat's error)
 
 
 def list_dir(path: str) -> Listing:
@@ -53,16 +55,29 @@ def _real_listing(path: str) -> tuple[str, Listing]:
     return os.path.realpath(path), list_dir(path)
 
 
-def _timed(fn: Callable[[str], Any], parents: Sequence[str]) -> tuple[list[Any], float]:
-    """``fn`` of each parent (an ``OSError`` in place of a result), and the seconds it took."""
+def _timed(fn: Callable[[str], Any], parents: Sequence[str],
+           wanted: Sequence[list[str] | None]) -> tuple[list[Any], list[Sizes | None], float]:
+    """``fn`` of each parent (an ``OSError`` in place of a result), the sizes of its
+    ``wanted`` names that are files in the listing (in the same hand-off to the gate: a first
+    pass wants the size of every link), and the seconds it all took."""
     started = time.monotonic()
     out: list[Any] = []
-    for parent in parents:
+    sizes: list[Sizes | None] = []
+    for parent, names in zip(parents, wanted, strict=True):
         try:
-            out.append(fn(parent))
+            got = fn(parent)
         except OSError as exc:
             out.append(exc)
-    return out, time.monotonic() - started
+            sizes.append(None)
+            continue
+        out.append(got)
+        if not names:
+            sizes.append(None)
+            continue
+        listing: Listing = got[1] if isinstance(got, tuple) else got
+        files = [name for name in names if listing.get(name) == _FILE]
+        sizes.append(dict(zip(files, _sizes(parent, files), strict=True)))
+    return out, sizes, time.monotonic() - started
 
 
 def _sizes(parent: str, names: Sequence[str]) -> list[int | OSError]:
@@ -73,6 +88,10 @@ def _sizes(parent: str, names: Sequence[str]) -> list[int | OSError]:
         except OSError as exc:
             out.append(exc)
     return out
+
+
+# (target folder, its mount, the records into it, its listing, sizes from the same gate call)
+Listed = tuple[str, str | None, list[Record], Outcome | None, Sizes | None]
 
 
 class TargetResolver:
@@ -159,34 +178,40 @@ class TargetResolver:
         if not self._usable(mount):
             return None
         parents = [parent for parent, _m, _r in batch]
+        want = self.size_wanted
+        wanted: list[list[str] | None] = []
+        for parent, _m, records in batch:
+            cut = len(parent) + 1 if parent != "/" else 1
+            names = ([r[2][cut:] for r in records if want(r[0])] if want is not None
+                     else None)
+            wanted.append(names or None)
         if mount is None:
-            return self.monitor.gate(OUTSIDE).submit(_timed, _real_listing, parents)
-        return self.monitor.gate(mount).submit(_timed, list_dir, parents)
+            return self.monitor.gate(OUTSIDE).submit(_timed, _real_listing, parents, wanted)
+        return self.monitor.gate(mount).submit(_timed, list_dir, parents, wanted)
 
     def _collect_many(self, batch: list[tuple[str, str | None, list[Record]]],
-                      future: Future[Any] | None
-                      ) -> Iterator[tuple[str, str | None, list[Record], Outcome | None]]:
+                      future: Future[Any] | None) -> Iterator[Listed]:
         mount = batch[0][1]
         if future is None:
             for parent, _m, records in batch:
-                yield parent, mount, records, None
+                yield parent, mount, records, None, None
             return
         gate = self.monitor.gate(mount if mount is not None else OUTSIDE)
         try:
-            results, seconds = gate.wait(future)
+            results, sizes, seconds = gate.wait(future)
         except MountTimeout as exc:
             if mount is not None:
                 self._mark(mount, MountHealth.HUNG, gate.hung_reason or str(exc))
             for parent, _m, records in batch:
-                yield parent, mount, records, exc
+                yield parent, mount, records, exc, None
             return
         # Listings that come back fast (local disk, a warm cache) go many to a gate call: the
         # hand-over to a worker thread cost more than the listing. Slow ones go one by one,
         # each with its own timeout and all the workers in parallel.
         self.per_call = _MANY if seconds / len(batch) < _FAST_LISTING else 1
-        for (parent, _m, records), got in zip(batch, results, strict=True):
+        for (parent, _m, records), got, sized in zip(batch, results, sizes, strict=True):
             real_mount, outcome = self._outcome(parent, mount, got)
-            yield parent, real_mount, records, outcome
+            yield parent, real_mount, records, outcome, sized
 
     def _mark(self, mount: str, health: MountHealth, detail: str) -> None:
         state = self.result.mounts.get(mount)
@@ -200,24 +225,26 @@ class TargetResolver:
         """Resolve ``groups`` (target folder -> the links walked into it; emptied as it goes)
         and hand their facts on in batches, after ``walked`` (facts the walk already made)."""
         self.out = walked
-        suspects: list[tuple[str, str, list[Record], Outcome]] = []
-        for parent, mount, records, outcome in self._listings(groups):
+        suspects: list[Listed] = []
+        for listed in self._listings(groups):
+            parent, mount, records, outcome, sizes = listed
             if parent not in self.refreshed and self._suspect(mount, records, outcome):
-                suspects.append((parent, mount, records, outcome))  # type: ignore[arg-type]
+                suspects.append(listed)
             else:
-                self._emit(parent, mount, records, outcome)
+                self._emit(parent, mount, records, outcome, sizes)
             if len(self.out) >= _BATCH:
                 yield self._take()
         if suspects:
             due = self._due(suspects)
-            for parent, mount, records, outcome in suspects:
+            for parent, mount, records, outcome, sizes in suspects:
                 if parent not in due:  # a known dangling link, not due: the listing stands
-                    self._emit(parent, mount, records, outcome)
+                    self._emit(parent, mount, records, outcome, sizes)
             suspects = [s for s in suspects if s[0] in due]
-            self._refresh([(p, m, r, isinstance(o, OSError)) for p, m, r, o in suspects])
-            again = {parent: records for parent, _m, records, _o in suspects}
-            for parent, mount, records, outcome in self._listings(again):
-                self._emit(parent, mount, records, outcome)
+            self._refresh([(p, m, r, isinstance(o, OSError))  # type: ignore[misc]
+                           for p, m, r, o, _s in suspects])
+            again = {parent: records for parent, _m, records, _o, _s in suspects}
+            for parent, mount, records, outcome, sizes in self._listings(again):
+                self._emit(parent, mount, records, outcome, sizes)
                 if len(self.out) >= _BATCH:
                     yield self._take()
         if self.out:
@@ -228,8 +255,7 @@ class TargetResolver:
         self.out = []
         return out
 
-    def _listings(self, groups: dict[str, list[Record]]
-                  ) -> Iterator[tuple[str, str | None, list[Record], Outcome | None]]:
+    def _listings(self, groups: dict[str, list[Record]]) -> Iterator[Listed]:
         """(parent, mount, records, listing) per group, keeping a window of listings in flight
         so the gates' workers list while this thread turns listings into facts."""
         pending: deque[tuple[list[tuple[str, str | None, list[Record]]], Future[Any] | None]]
@@ -263,12 +289,12 @@ class TargetResolver:
             return False
         return any(split_path(full)[1] not in outcome for _p, _t, full, _m in records)
 
-    def _due(self, suspects: list[tuple[str, str, list[Record], Outcome]]) -> set[str]:
+    def _due(self, suspects: list[Listed]) -> set[str]:
         """The suspect folders to refresh now (all of them without a memo)."""
         if self.memo is None:
-            return {parent for parent, _m, _r, _o in suspects}
+            return {parent for parent, _m, _r, _o, _s in suspects}
         missing: list[tuple[str, list[str]]] = []
-        for parent, _mount, records, outcome in suspects:
+        for parent, _mount, records, outcome, _sizes in suspects:
             if isinstance(outcome, dict):
                 cut = len(parent) + 1 if parent != "/" else 1
                 links = [r[0] for r in records if r[2][cut:] not in outcome]
@@ -301,34 +327,50 @@ class TargetResolver:
 
     # ---- facts ------------------------------------------------------------------------------
 
-    def _emit(self, parent: str, mount: str | None, records: list[Record],
-              outcome: Outcome | None) -> None:
+    def _emit_unlisted(self, mount: str | None, records: list[Record],
+                       outcome: MountUnavailable | OSError | None) -> None:
         facts = self.out
         link = EntryKind.SYMLINK
         if outcome is None:  # mount not usable: not touched, the classifier judges by state
             facts.extend(LinkFacts(p, link, m, t, full, mount) for p, t, full, m in records)
-            return
-        if isinstance(outcome, MountUnavailable):
+        elif isinstance(outcome, MountUnavailable):
             facts.extend(LinkFacts(p, link, m, t, full, mount, None, True)
                          for p, t, full, m in records)
-            return
-        if isinstance(outcome, OSError):
+        else:
             code = outcome.errno
             facts.extend(LinkFacts(p, link, m, t, full, mount, code)
                          for p, t, full, m in records)
+
+    def _emit(self, parent: str, mount: str | None, records: list[Record],
+              outcome: Outcome | None, sizes: Sizes | None = None) -> None:
+        if outcome is None or isinstance(outcome, (MountUnavailable, OSError)):
+            self._emit_unlisted(mount, records, outcome)
             return
+        facts = self.out
+        link = EntryKind.SYMLINK
         cut = len(parent) + 1 if parent != "/" else 1
         sized: list[Record] = []
         files: list[Record] = []
         folders: list[Record] = []
-        want = self.size_wanted
+        known: list[Record] = []  # sized in the listing's own gate call
+        known_sizes: list[int] = []
+        want = self.size_wanted if sizes is None else None
         for record in records:
-            kind = outcome.get(record[2][cut:])
+            name = record[2][cut:]
+            kind = outcome.get(name)
             if kind == _FILE:
-                if want is not None and want(record[0]):
-                    sized.append(record)
+                got = sizes.get(name) if sizes is not None else None
+                if got is None:
+                    if want is not None and want(record[0]):
+                        sized.append(record)
+                    else:
+                        files.append(record)
+                elif isinstance(got, OSError):
+                    path, target, full, mtime = record
+                    facts.append(LinkFacts(path, link, mtime, target, full, mount, got.errno))
                 else:
-                    files.append(record)
+                    known.append(record)
+                    known_sizes.append(got)
             elif kind == _DIR:
                 folders.append(record)
             elif kind is None:
@@ -336,15 +378,29 @@ class TargetResolver:
                 facts.append(LinkFacts(path, link, mtime, target, full, mount, errno.ENOENT))
             else:
                 facts.append(self._chain(record))
+        self._emit_healthy(mount, files, folders, known, known_sizes)
+        if sized:
+            self._emit_sized(parent, mount, sized)
+
+    def _emit_healthy(self, mount: str | None, files: list[Record], folders: list[Record],
+                      known: list[Record], known_sizes: list[int]) -> None:
+        """Resolved links: the healthy sink takes what it only counts; the rest become facts."""
         sink = self.healthy
         if sink is not None and mount is not None:
-            files = sink(mount, files, False) if files else files
-            folders = sink(mount, folders, True) if folders else folders
+            files = sink(mount, files, False, None) if files else files
+            folders = sink(mount, folders, True, None) if folders else folders
+            if known:
+                size_of = {id(r): n for r, n in zip(known, known_sizes, strict=True)}
+                rest = sink(mount, known, False, known_sizes)
+                known_sizes = [size_of[id(r)] for r in rest]
+                known = rest
+        link = EntryKind.SYMLINK
+        facts = self.out
+        facts.extend(LinkFacts(p, link, m, t, full, mount, target_size=n)
+                     for (p, t, full, m), n in zip(known, known_sizes, strict=True))
         facts.extend(LinkFacts(p, link, m, t, full, mount) for p, t, full, m in files)
         facts.extend(LinkFacts(p, link, m, t, full, mount, target_is_dir=True)
                      for p, t, full, m in folders)
-        if sized:
-            self._emit_sized(parent, mount, sized)
 
     def _emit_sized(self, parent: str, mount: str | None,
                     sized: list[Record]) -> None:

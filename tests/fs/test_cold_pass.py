@@ -4,9 +4,17 @@ per link of the farm; the end result is that of writing everything at the end.""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
-from symlinkd.model import EntryKind, LinkFacts, MountHealth, MountState
+import pytest
+from prometheus_client import CollectorRegistry
+
+from symlinkd import targets
+from symlinkd.model import EntryKind, LinkFacts, MountHealth, MountState, Verdict
+from symlinkd.runtime import PassOptions, build_runtime
+from symlinkd.settings import MountSettings, Policy, Settings
 from symlinkd.state import StateDB
 
 NOW = 1_800_000_000.0
@@ -67,3 +75,35 @@ def test_written_early_under_a_mount_that_failed_later_records_no_target(
     recorder.finish([], full=True, mounts=UP)
     assert db.histories([links[0].path])[links[0].path].last_target == links[0].target
     db.close()
+
+
+def test_first_pass_makes_no_facts_for_healthy_links_and_records_their_sizes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cloud = tmp_path / "mnt/zurg/__all__"
+    farm = tmp_path / "farm"
+    for show in range(30):
+        (cloud / f"S{show}").mkdir(parents=True)
+        (farm / f"Show{show}").mkdir(parents=True)
+        for ep in range(10):
+            if ep != 9:  # one in ten is gone
+                (cloud / f"S{show}/e{ep}.mkv").write_bytes(b"x" * (ep + 1))
+            os.symlink(cloud / f"S{show}/e{ep}.mkv", farm / f"Show{show}/e{ep}.mkv")
+    settings = Settings(
+        farm=str(farm), state_dir=str(tmp_path / "state"),
+        mounts=(MountSettings("zurg", str(cloud.parent), "__all__", require_mountpoint=False),),
+        policy=Policy(quarantine_dir=str(tmp_path / "q"), max_age_days=0),
+    )
+    made: list[str] = []
+
+    def counted(*args: Any, **kw: Any) -> LinkFacts:
+        made.append(args[0])
+        return LinkFacts(*args, **kw)
+
+    monkeypatch.setattr(targets, "LinkFacts", counted)
+    with build_runtime(settings, registry=CollectorRegistry()) as rt:
+        report = rt.run_pass(PassOptions(notify=False))
+        assert report.tally()[("zurg", Verdict.OK)] == 270
+        assert len(made) == 30, "facts only for the 30 dangling links"
+        link = str(farm / "Show3/e4.mkv")
+        assert rt.state.histories([link])[link].last_size == 5
