@@ -17,8 +17,11 @@ import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
 
+from symlinkd.farmcache import Folder, FolderCache, Record, identity
 from symlinkd.model import EntryKind, LinkFacts, ScanProblem, ScanResult
 from symlinkd.mounts import MountMonitor
+
+__all__ = ["FLUSH_RECORDS", "FarmWalk", "Record", "absolute_target", "split_path"]
 
 _PROGRESS_EVERY = 1000
 # Links walked before their targets are resolved and handed on: bounds the memory of a pass
@@ -26,7 +29,6 @@ _PROGRESS_EVERY = 1000
 # listed twice; in a Shows/Season farm that is a few folders per flush.
 FLUSH_RECORDS = 50_000
 
-Record = tuple[str, str, str, float]  # link path, raw target, absolute target, link mtime
 
 
 def absolute_target(directory: str, target: str) -> str:
@@ -52,8 +54,10 @@ class FarmWalk:
     def __init__(self, farm: str, monitor: MountMonitor, result: ScanResult, *,
                  progress: Callable[[int], None] | None,
                  flush_records: int = FLUSH_RECORDS,
-                 target_index: dict[str, set[str]] | None = None) -> None:
+                 target_index: dict[str, set[str]] | None = None,
+                 cache: FolderCache | None = None) -> None:
         self.farm = farm
+        self.cache = cache  # the daemon's memory of unchanged farm folders
         self.monitor = monitor
         self.result = result
         self.progress = progress
@@ -67,8 +71,12 @@ class FarmWalk:
 
     def walk(self, paths: Sequence[str]) -> Iterator[None]:
         """Yields whenever enough links are waiting to be resolved."""
+        if self.cache is not None:
+            self.cache.begin(full=not paths)
         if not paths:
             yield from self._walk_tree(self.farm, root=True)
+            if self.cache is not None:
+                self.cache.end()
         for raw in paths:
             path = os.path.normpath(raw)
             if path != self.farm and not path.startswith(self.farm + "/"):
@@ -119,19 +127,11 @@ class FarmWalk:
                 # A mount inside the farm would drag the walk into FUSE (and its hangs).
                 self._problem(directory, None, "a configured mount inside the farm; skipped")
                 continue
-            try:
-                # O_NOFOLLOW: a directory swapped for a symlink since it was listed is not
-                # followed out of the farm.
-                fd = os.open(directory, flags if directory == top else flags | os.O_NOFOLLOW)
-            except OSError as exc:
-                self._problem(directory, exc.errno, f"cannot open directory: {exc.strerror}")
-                continue
-            try:
-                self.seen += self._walk_dir(directory, fd, stack)
-            except OSError as exc:
-                self._problem(directory, exc.errno, f"cannot list directory: {exc.strerror}")
-            finally:
-                os.close(fd)
+            remembered = self.cache.lookup(directory) if self.cache is not None else None
+            if remembered is not None:
+                self.seen += self._replay(directory, remembered, stack)
+            else:
+                self._read_dir(directory, top, flags, stack)
             if self.progress is not None and self.seen >= self.next_tick:
                 self.progress(self.seen)
                 self.next_tick = self.seen + _PROGRESS_EVERY
@@ -139,9 +139,66 @@ class FarmWalk:
                 self.buffered_at = self.seen
                 yield
 
-    def _walk_dir(self, directory: str, fd: int, stack: list[str]) -> int:
+    def _read_dir(self, directory: str, top: str, flags: int, stack: list[str]) -> None:
+        """List one farm folder from disk (and remember it, when the daemon keeps a cache)."""
+        try:
+            # O_NOFOLLOW: a directory swapped for a symlink since it was listed is not
+            # followed out of the farm.
+            fd = os.open(directory, flags if directory == top else flags | os.O_NOFOLLOW)
+        except OSError as exc:
+            self._problem(directory, exc.errno, f"cannot open directory: {exc.strerror}")
+            return
+        cache = self.cache
+        try:
+            if cache is None:
+                self.seen += self._walk_dir(directory, fd, stack)
+                return
+            before = os.fstat(fd)  # the folder as it was *before* the listing
+            problems, depth = len(self.result.problems), len(stack)
+            links: list[Record] = []
+            others: list[tuple[str, int, float]] = []
+            self.seen += self._walk_dir(directory, fd, stack, links, others)
+            if len(self.result.problems) == problems:
+                cache.store(directory, before, Folder(
+                    identity(before), tuple(links), tuple(stack[depth:]), tuple(others)))
+        except OSError as exc:
+            self._problem(directory, exc.errno, f"cannot list directory: {exc.strerror}")
+        finally:
+            os.close(fd)
+
+    def _replay(self, directory: str, folder: Folder, stack: list[str]) -> int:
+        """A remembered, unchanged folder: its links filed again, its subfolders walked."""
+        groups = self.groups
+        touched: set[str] = set()
+        for record in folder.links:
+            parent = record[2].rpartition("/")[0] or "/"
+            group = groups.get(parent)
+            if group is None:
+                groups[parent] = group = []
+                touched.add(parent)
+            group.append(record)
+            touched.add(parent)
+        stack.extend(folder.subdirs)
+        for path, mode, mtime in folder.others:
+            self._other(path, mode, mtime)
+        self._index(directory, touched)
+        return len(folder.links) + len(folder.subdirs) + len(folder.others)
+
+    def _index(self, directory: str, touched: set[str]) -> None:
+        index = self.target_index
+        if index is not None:
+            for parent in touched:
+                folders = index.get(parent)
+                if folders is None:
+                    index[parent] = folders = set()
+                folders.add(directory)
+
+    def _walk_dir(self, directory: str, fd: int, stack: list[str],
+                  links: list[Record] | None = None,
+                  others: list[tuple[str, int, float]] | None = None) -> int:
         """One farm directory: links filed by target parent, subdirectories pushed on
-        ``stack``. The hot loop of a scan; kept free of calls it does not need."""
+        ``stack`` (and, for the folder cache, links and other entries into ``links`` and
+        ``others``). The hot loop of a scan; kept free of calls it does not need."""
         groups = self.groups
         readlink = os.readlink
         normpath = os.path.normpath
@@ -172,21 +229,20 @@ class FarmWalk:
                             group = got
                             last_parent = parent
                             touch(parent)
-                        group.append((prefix + name, target, full, mtime))
+                        record = (prefix + name, target, full, mtime)
+                        group.append(record)
+                        if links is not None:
+                            links.append(record)
                     elif entry.is_dir(follow_symlinks=False):
                         stack.append(f"{directory}/{name}")
                     else:
                         st = entry.stat(follow_symlinks=False)
                         self._other(f"{directory}/{name}", st.st_mode, st.st_mtime)
+                        if others is not None:
+                            others.append((f"{directory}/{name}", st.st_mode, st.st_mtime))
                 except OSError as exc:
                     if exc.errno != errno.ENOENT:  # ENOENT: removed while we looked
                         self._problem(f"{directory}/{name}", exc.errno,
                                       exc.strerror or "cannot read entry")
-        index = self.target_index
-        if index is not None:
-            for parent in touched:
-                folders = index.get(parent)
-                if folders is None:
-                    index[parent] = folders = set()
-                folders.add(directory)
+        self._index(directory, touched)
         return count

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
+from symlinkd.farmcache import FolderCache
 from symlinkd.farmwalk import FLUSH_RECORDS, FarmWalk, Record
 from symlinkd.model import LinkFacts, MountState, ScanResult
 from symlinkd.mounts import MountMonitor
@@ -42,6 +43,8 @@ class Scanner:
         self.farm = os.path.normpath(farm)
         self.monitor = monitor
         self.timeouts = timeouts
+        # The daemon's memory of unchanged farm folders across passes (None: read them all).
+        self.folder_cache: FolderCache | None = None
 
     def scan(
         self,
@@ -111,7 +114,8 @@ class _Pass:
                  memo: RefreshMemo | None = None) -> None:
         self.result = ScanResult(mounts=dict(mounts))
         self.walk = FarmWalk(scanner.farm, scanner.monitor, self.result, progress=progress,
-                             flush_records=flush_records, target_index=target_index)
+                             flush_records=flush_records, target_index=target_index,
+                             cache=scanner.folder_cache)
         self.resolver = TargetResolver(scanner.monitor, self.result,
                                        scanner.timeouts.workers_per_mount, size_wanted, healthy,
                                        memo=memo)

@@ -139,6 +139,8 @@ class DaemonSettings:
     debounce_seconds: float = 1.0
     webhook_token: Secret | None = None
     max_body_bytes: int = 1_048_576
+    # Unchanged farm folders are not re-read between passes; every this many hours they are.
+    full_rewalk_hours: float = 24.0
 
 
 def _default_mounts() -> tuple[MountSettings, ...]:

@@ -30,6 +30,7 @@ from symlinkd.daemon.transitions import MountTransitions
 from symlinkd.daemon.watcher import FarmWatcher
 from symlinkd.daemon.webhooks import TargetIndex
 from symlinkd.errors import ConfigError, StateLocked
+from symlinkd.farmcache import FolderCache
 from symlinkd.logs import configure_logging, settings_secrets
 from symlinkd.model import ActionKind, OutcomeResult, PassReport
 from symlinkd.notifiers.hub import NotifierHub
@@ -58,6 +59,9 @@ def run_daemon(settings: Settings, config_path: str | None) -> int:
         print(f"symlinkd: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     runtime = build_runtime(settings)
+    # Between passes the daemon remembers unchanged farm folders (symlinkd.farmcache).
+    runtime.scanner.folder_cache = FolderCache(
+        rewalk_seconds=settings.daemon.full_rewalk_hours * 3600.0)
     try:
         runtime.state.lock_exclusive()
     except StateLocked as exc:
@@ -220,6 +224,9 @@ class Daemon:
         notifier = NotifierHub(fresh.notify, store=old.state, metrics=old.metrics)
         runtime = Runtime(fresh, clock=old.clock, metrics=old.metrics, state=old.state,
                           monitor=old.monitor, notifier=notifier)
+        cache = runtime.scanner.folder_cache = old.scanner.folder_cache
+        if cache is not None:
+            cache.rewalk_seconds = fresh.daemon.full_rewalk_hours * 3600.0
         if old.stop.is_set():
             runtime.stop.set()
         self.runtime = runtime

@@ -49,6 +49,11 @@ from symlinkd.runtime import PassOptions, build_runtime
 settings = load_settings(sys.argv[1], {})
 passes = int(sys.argv[2])
 with build_runtime(settings) as rt:
+    try:  # as run_daemon sets it up (trees before issue 12 have no folder cache)
+        from symlinkd.farmcache import FolderCache
+        rt.scanner.folder_cache = FolderCache()
+    except ImportError:
+        pass
     for _ in range(passes):
         started = time.perf_counter()
         rt.run_pass(PassOptions(apply=True, notify=True, kind="full"))
@@ -89,11 +94,12 @@ class Row:
 class Bench:
     def __init__(self, tree: Path) -> None:
         self.env = {**os.environ, "PYTHONPATH": str(tree)}
+        self.cwd = str(tree)  # `python -m` puts the working directory first on sys.path
 
     def run(self, cmd: list[str]) -> tuple[float, float, int]:
         """Wall seconds, peak RSS (MB) and exit code of ``cmd`` (bench_scan's wrapper)."""
-        done = subprocess.run([sys.executable, "-c", WRAP, *cmd],
-                              capture_output=True, text=True, check=True, env=self.env)
+        done = subprocess.run([sys.executable, "-c", WRAP, *cmd], capture_output=True,
+                              text=True, check=True, env=self.env, cwd=self.cwd)
         took, rss, code, _cpu = done.stdout.split()
         if int(code) not in (0, 1):
             print(done.stderr[-2000:], file=sys.stderr)
@@ -131,7 +137,8 @@ def daemon_steady(bench: Bench, cfg: Path, passes: int) -> tuple[list[float], fl
         )
         done = subprocess.run([sys.executable, "-c", wrap, str(out), sys.executable,
                                str(script), str(cfg), str(passes)],
-                              capture_output=True, text=True, check=True, env=bench.env)
+                              capture_output=True, text=True, check=True, env=bench.env,
+                              cwd=bench.cwd)
         times = [float(line.split()[1]) for line in out.read_text().splitlines()
                  if line.startswith("pass-seconds ")]
         out.unlink()
