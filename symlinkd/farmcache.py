@@ -35,13 +35,28 @@ MAX_LINKS = 2_000_000  # ~400 bytes a link in memory: bounds the cache near 800 
 @dataclass(frozen=True, slots=True)
 class Folder:
     identity: tuple[int, int, int]  # (inode, mtime ns, ctime ns) when it was listed
-    links: tuple[Record, ...]
+    links: tuple[tuple[str, tuple[Record, ...]], ...]  # by target folder: (folder, its links)
+    count: int  # links
     subdirs: tuple[str, ...]  # full paths
     others: tuple[tuple[str, int, float], ...]  # (path, mode, mtime) of files and the rest
 
 
 def identity(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def folder(st: os.stat_result, links: list[Record], subdirs: list[str],
+           others: list[tuple[str, int, float]]) -> Folder:
+    """A folder as listed, its links grouped by target folder (replayed a group at a time)."""
+    grouped: dict[str, list[Record]] = {}
+    for record in links:
+        parent = record[2].rpartition("/")[0] or "/"
+        group = grouped.get(parent)
+        if group is None:
+            grouped[parent] = group = []
+        group.append(record)
+    return Folder(identity(st), tuple((p, tuple(g)) for p, g in grouped.items()), len(links),
+                  tuple(subdirs), tuple(others))
 
 
 class FolderCache:
@@ -88,7 +103,7 @@ class FolderCache:
             if folder is None:
                 return None
             self._folders[directory] = folder
-            self._links += len(folder.links)
+            self._links += folder.count
         try:
             st = os.lstat(directory)
         except OSError:
@@ -102,11 +117,11 @@ class FolderCache:
         """Remember a folder listed from disk (``st``: its stat from before the listing)."""
         old = self._folders.pop(directory, None)
         if old is not None:
-            self._links -= len(old.links)
+            self._links -= old.count
         self._previous.pop(directory, None)
         if self._clock() - st.st_mtime < RACY_SECONDS:  # entries change mtime (ctime too)
             return
-        if self._links + len(folder.links) > self.max_links:
+        if self._links + folder.count > self.max_links:
             return
         self._folders[directory] = folder
-        self._links += len(folder.links)
+        self._links += folder.count

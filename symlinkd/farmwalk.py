@@ -17,7 +17,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
 
-from symlinkd.farmcache import Folder, FolderCache, Record, identity
+from symlinkd.farmcache import Folder, FolderCache, Record, folder
 from symlinkd.model import EntryKind, LinkFacts, ScanProblem, ScanResult
 from symlinkd.mounts import MountMonitor
 
@@ -159,30 +159,25 @@ class FarmWalk:
             others: list[tuple[str, int, float]] = []
             self.seen += self._walk_dir(directory, fd, stack, links, others)
             if len(self.result.problems) == problems:
-                cache.store(directory, before, Folder(
-                    identity(before), tuple(links), tuple(stack[depth:]), tuple(others)))
+                cache.store(directory, before, folder(before, links, stack[depth:], others))
         except OSError as exc:
             self._problem(directory, exc.errno, f"cannot list directory: {exc.strerror}")
         finally:
             os.close(fd)
 
-    def _replay(self, directory: str, folder: Folder, stack: list[str]) -> int:
+    def _replay(self, directory: str, remembered: Folder, stack: list[str]) -> int:
         """A remembered, unchanged folder: its links filed again, its subfolders walked."""
         groups = self.groups
-        touched: set[str] = set()
-        for record in folder.links:
-            parent = record[2].rpartition("/")[0] or "/"
+        for parent, records in remembered.links:
             group = groups.get(parent)
             if group is None:
                 groups[parent] = group = []
-                touched.add(parent)
-            group.append(record)
-            touched.add(parent)
-        stack.extend(folder.subdirs)
-        for path, mode, mtime in folder.others:
+            group.extend(records)
+        stack.extend(remembered.subdirs)
+        for path, mode, mtime in remembered.others:
             self._other(path, mode, mtime)
-        self._index(directory, touched)
-        return len(folder.links) + len(folder.subdirs) + len(folder.others)
+        self._index(directory, {parent for parent, _r in remembered.links})
+        return remembered.count + len(remembered.subdirs) + len(remembered.others)
 
     def _index(self, directory: str, touched: set[str]) -> None:
         index = self.target_index

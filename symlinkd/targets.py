@@ -72,7 +72,7 @@ def _timed(fn: Callable[[str], Any], parents: Sequence[str],
             continue
         out.append(got)
         if not names:
-            sizes.append(None)
+            sizes.append(None if names is None else {})  # {}: asked, nothing wanted
             continue
         listing: Listing = got[1] if isinstance(got, tuple) else got
         files = [name for name in names if listing.get(name) == _FILE]
@@ -184,7 +184,7 @@ class TargetResolver:
             cut = len(parent) + 1 if parent != "/" else 1
             names = ([r[2][cut:] for r in records if want(r[0])] if want is not None
                      else None)
-            wanted.append(names or None)
+            wanted.append(names)
         if mount is None:
             return self.monitor.gate(OUTSIDE).submit(_timed, _real_listing, parents, wanted)
         return self.monitor.gate(mount).submit(_timed, list_dir, parents, wanted)
