@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from symlinkd.model import Judgement, LinkFacts, MountState, Verdict
+from symlinkd.model import Judgement, LinkFacts, LinkHistory, MountState, Verdict
 
 STEADY_BAD = 1  # digest value of a row that is dangling (bad_passes > 0)
 STEADY_NONE = 0  # digest value of a row with no healthy target and no bad streak
@@ -278,10 +278,15 @@ class PassRecorder:
         *,
         full: bool,
         mounts: Mapping[str, MountState] | None = None,
+        histories: Mapping[str, LinkHistory] | None = None,
+        saturate: int | None = None,
     ) -> None:
         """``judgements``: the rest of the pass (any verdict). ``mounts``: the final states; a
         healthy link noted under a mount that is no longer ``ok`` is recorded as the old code
-        recorded its ``mount_down`` verdict (a new row without a target, nothing else)."""
+        recorded its ``mount_down`` verdict (a new row without a target, nothing else).
+        ``saturate`` (with the ``histories`` the planner read): a dangling streak already at
+        that many passes is not counted further (the planner only asks "passes >= N"), so a
+        link that stays dangling costs no UPDATE per pass."""
         with self._lock:
             digest = self._digest
             now = self._clock()
@@ -304,7 +309,8 @@ class PassRecorder:
                 digest.put(key, value)
             self._pending = []
             self._settle_spilled(digest, mounts, writes)
-            diff(judgements, digest, now, mounts, writes)
+            done = _saturated(histories, saturate)
+            diff(judgements, digest, now, mounts, writes, saturated=done)
             self._write(writes, digest, full)
 
 
@@ -330,6 +336,18 @@ class PassRecorder:
             )
 
 
+def _saturated(histories: Mapping[str, LinkHistory] | None,
+               saturate: int | None) -> Callable[[str], bool] | None:
+    if histories is None or saturate is None:
+        return None
+
+    def done(path: str) -> bool:
+        history = histories.get(path)
+        return history is not None and history.bad_passes >= saturate
+
+    return done
+
+
 def mount_up(mount: str | None, mounts: Mapping[str, MountState]) -> bool:
     state = mounts.get(mount or "")
     return state is not None and state.up
@@ -341,6 +359,8 @@ def diff(
     now: float,
     mounts: Mapping[str, MountState] | None,
     out: Writes,
+    *,
+    saturated: Callable[[str], bool] | None = None,
 ) -> None:
     """Add the rows this pass changes to ``out`` (and update the digest to match). The healthy
     steady state costs one hash and a probe per link, and no SQL."""
@@ -365,6 +385,8 @@ def diff(
                 out.healthy.append((target, facts.target_size, enc))
             digest.put(key, value)
         elif verdict is Verdict.DANGLING and streak_counts(j, mounts):
+            if have == STEADY_BAD and saturated is not None and saturated(facts.path):
+                continue  # the streak is as long as it needs to be: nothing changes
             if have is None:
                 out.inserts.append((fsencode(facts.path), now, None, None, now, 1))
             else:

@@ -34,6 +34,7 @@ from symlinkd.model import (
     EntryKind,
     Judgement,
     LinkFacts,
+    LinkHistory,
     MountHealth,
     MountState,
     OutcomeResult,
@@ -193,7 +194,7 @@ class Runtime:
             self.metrics.observe_outcomes(report.outcomes)
         # A walk that could not read part of the farm must not forget the links it missed.
         failure = self._record(recorder, judgements, full=not paths and not report.problems,
-                               mounts=mounts)
+                               mounts=mounts, histories=histories)
         if not paths:
             # The farm as the pass leaves it: a relinked link is ok now, a pruned one gone.
             self.metrics.observe_link_counts(counts_after(counts, report.outcomes, mounts),
@@ -408,11 +409,14 @@ class Runtime:
 
 
     def _record(self, recorder: PassRecorder, judgements: list[Judgement], *, full: bool,
-                mounts: dict[str, MountState]) -> StateError | None:
+                mounts: dict[str, MountState],
+                histories: dict[str, LinkHistory]) -> StateError | None:
         """Remember the pass; a full or read-only state disk is returned, not raised, so what
-        was done is still reported and announced."""
+        was done is still reported and announced. A dangling streak stops at the
+        confirmation count (``saturate``): the planner only asks "passes >= N"."""
         try:
-            recorder.finish(judgements, full=full, mounts=mounts)
+            recorder.finish(judgements, full=full, mounts=mounts, histories=histories,
+                            saturate=self.settings.policy.confirm_after_passes)
         except sqlite3.Error as exc:
             failure = state_error(exc, self.state.path)
             log.error("state database write failed", error=str(failure))  # noqa: TRY400
