@@ -29,8 +29,12 @@ _GONE = (errno.ENOENT, errno.ENOTDIR)
 _FILE, _DIR, _LINK = 0, 1, 2
 _WINDOW_PER_WORKER = 4  # listings in flight per gate worker while the caller consumes results
 _BATCH = 2048  # facts per batch handed to the caller
-_MANY = 8  # target folders per gate call while listings are fast (8 slow ones fit op_seconds)
+_MANY = 64  # target folders per gate call while listings are fast
 _FAST_LISTING = 0.002  # seconds a listing may take on average to count as fast
+# A gate call stops listing once it has spent this long (after one listing at least): a mount
+# that turns slow mid-batch hands back what it did, and the rest goes to new calls, so a call
+# never outlasts op_seconds for want of splitting (the hang guarantee is per listing).
+_CALL_BUDGET = 0.05
 
 Listing = dict[str, int]  # name -> _FILE | _DIR | _LINK
 # (mount, records whose target resolved, targets are folders, their targets' sizes when
@@ -59,11 +63,14 @@ def _timed(fn: Callable[[str], Any], parents: Sequence[str],
            wanted: Sequence[list[str] | None]) -> tuple[list[Any], list[Sizes | None], float]:
     """``fn`` of each parent (an ``OSError`` in place of a result), the sizes of its
     ``wanted`` names that are files in the listing (in the same hand-off to the gate: a first
-    pass wants the size of every link), and the seconds it all took."""
+    pass wants the size of every link), and the seconds it all took. Stops after
+    ``_CALL_BUDGET`` seconds: the results are then for the first parents only."""
     started = time.monotonic()
     out: list[Any] = []
     sizes: list[Sizes | None] = []
     for parent, names in zip(parents, wanted, strict=True):
+        if out and time.monotonic() - started > _CALL_BUDGET:
+            break
         try:
             got = fn(parent)
         except OSError as exc:
@@ -190,7 +197,8 @@ class TargetResolver:
         return self.monitor.gate(mount).submit(_timed, list_dir, parents, wanted)
 
     def _collect_many(self, batch: list[tuple[str, str | None, list[Record]]],
-                      future: Future[Any] | None) -> Iterator[Listed]:
+                      future: Future[Any] | None,
+                      groups: dict[str, list[Record]]) -> Iterator[Listed]:
         mount = batch[0][1]
         if future is None:
             for parent, _m, records in batch:
@@ -208,8 +216,11 @@ class TargetResolver:
         # Listings that come back fast (local disk, a warm cache) go many to a gate call: the
         # hand-over to a worker thread cost more than the listing. Slow ones go one by one,
         # each with its own timeout and all the workers in parallel.
-        self.per_call = _MANY if seconds / len(batch) < _FAST_LISTING else 1
-        for (parent, _m, records), got, sized in zip(batch, results, sizes, strict=True):
+        done = len(results)
+        self.per_call = _MANY if seconds / done < _FAST_LISTING else 1
+        for parent, _m, records in batch[done:]:  # the call's time budget ran out first
+            groups[parent] = records
+        for (parent, _m, records), got, sized in zip(batch, results, sizes, strict=False):
             real_mount, outcome = self._outcome(parent, mount, got)
             yield parent, real_mount, records, outcome, sized
 
@@ -275,7 +286,7 @@ class TargetResolver:
             if not pending:
                 return
             batch, future = pending.popleft()
-            yield from self._collect_many(batch, future)
+            yield from self._collect_many(batch, future, groups)
 
     def _suspect(self, mount: str | None, records: list[Record], outcome: Outcome | None) -> bool:
         """A target looks gone under a healthy mount with rc: refresh before believing it."""
