@@ -18,6 +18,7 @@ pass *before*).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -186,6 +187,10 @@ class StateDB(JournalStore, ProbeStore):
         keep_reserve(state_dir)
         self._digest: LinkDigest | None = None
         self._refreshes: dict[str, float] | None = None
+        # Histories read before, kept in step with every write of this handle (the daemon's
+        # passes read the same dangling links' histories again and again). Other processes
+        # cannot write the links table meanwhile: scan and undo hold the process lock.
+        self._remembered: dict[str, LinkHistory] = {}
         JournalStore.__init__(self, self._conn, self._lock, clock)
         ProbeStore.__init__(self, self._conn, self._lock)
         self.holds = HoldStore(self._conn, self._lock, clock)
@@ -375,10 +380,17 @@ class StateDB(JournalStore, ProbeStore):
         """What the DB remembers of ``paths`` (unknown paths are absent). Primary-key lookups
         in chunks of ``IN (...)``: measured faster than one sweep of the table even for every
         path of the farm, and memory stays proportional to the answer."""
-        wanted = list(dict.fromkeys(paths))
         out: dict[str, LinkHistory] = {}
         cols = "path, first_seen, last_target, last_size, bad_since, bad_passes"
         with self._lock:
+            remembered = self._remembered
+            wanted: list[str] = []
+            for path in dict.fromkeys(paths):
+                history = remembered.get(path)
+                if history is None:
+                    wanted.append(path)
+                else:
+                    out[path] = history
             for start in range(0, len(wanted), _CHUNK):
                 chunk = [os.fsencode(p) for p in wanted[start : start + _CHUNK]]
                 marks = ",".join("?" * len(chunk))
@@ -386,8 +398,37 @@ class StateDB(JournalStore, ProbeStore):
                     f"SELECT {cols} FROM links WHERE path IN ({marks})",  # noqa: S608
                     chunk,
                 ):
-                    out[os.fsdecode(row[0])] = _history(row)
+                    path = os.fsdecode(row[0])
+                    out[path] = remembered[path] = _history(row)
         return out
+
+    def _mirror(self, writes: Writes) -> None:
+        """Apply a committed pass's writes to the remembered histories (the SQL of ``_write``,
+        on the rows in memory). A link that turned healthy is forgotten: the planner asks
+        for it again only when it is not healthy, and then it is read afresh."""
+        remembered = self._remembered
+        if not remembered:
+            return
+        fsdecode = os.fsdecode
+        for enc, first, target, size, since, passes in writes.inserts:
+            path = fsdecode(enc)
+            if path in remembered:
+                remembered[path] = LinkHistory(
+                    first, fsdecode(target) if target is not None else None, size, since, passes)
+        for _target, _size, enc in writes.healthy:
+            remembered.pop(fsdecode(enc), None)
+        for now, enc in writes.worse:
+            path = fsdecode(enc)
+            old = remembered.get(path)
+            if old is not None:
+                remembered[path] = dataclasses.replace(
+                    old, bad_passes=old.bad_passes + 1,
+                    bad_since=old.bad_since if old.bad_since is not None else now)
+        for (enc,) in writes.resets:
+            path = fsdecode(enc)
+            old = remembered.get(path)
+            if old is not None:
+                remembered[path] = dataclasses.replace(old, bad_passes=0, bad_since=None)
 
     def record_pass(
         self,
@@ -441,7 +482,9 @@ class StateDB(JournalStore, ProbeStore):
                 with contextlib.suppress(sqlite3.Error):
                     cur.execute("ROLLBACK")
             self._digest = None  # the cache may now disagree with the table; reload
+            self._remembered = {}
             raise
+        self._mirror(writes)
 
     def _drop_unseen(self, cur: sqlite3.Cursor, digest: LinkDigest) -> None:
         fsdecode = os.fsdecode
@@ -453,6 +496,7 @@ class StateDB(JournalStore, ProbeStore):
             if not digest.was_seen(link_key(fsdecode(path)))
         ]
         cur.executemany("DELETE FROM links WHERE path = ?", gone)
+        self._remembered = {}  # (cleared before _mirror: it then has nothing to update)
         self._digest = None  # rows left the table: the next pass loads the digest afresh
 
     # -- notification outbox (NOTIFY's PendingStore) -----------------------------------------
