@@ -19,11 +19,16 @@ knows it too.
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
 
 from symlinkd.model import LinkHistory
 
 RECHECK_SECONDS = 3600.0  # a due (confirmed) link's folder is re-read at most this often
+KEEP_SECONDS = 30 * 86400.0  # a folder's last refresh is remembered this long
 
 
 class RefreshMemo:
@@ -82,3 +87,45 @@ class RefreshMemo:
 
     def refreshed(self, folders: Sequence[str]) -> None:
         self._save(folders, self.now)
+
+
+class RefreshTable:
+    """The state DB's ``rc_refreshes`` table (folder -> when it was last refreshed), loaded once
+    per handle (a few rows: only folders that held a missing target), then kept in memory."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: AbstractContextManager[Any]) -> None:
+        self._conn = conn
+        self._lock = lock
+        self._memo: dict[str, float] | None = None
+
+    def load(self) -> dict[str, float]:
+        with self._lock:
+            if self._memo is None:
+                self._memo = {
+                    os.fsdecode(folder): float(at)
+                    for folder, at in self._conn.execute("SELECT folder, at FROM rc_refreshes")
+                }
+            return self._memo
+
+    def note(self, folders: Sequence[str], at: float) -> None:
+        """Remember that ``folders`` were refreshed at ``at``; rows older than ``KEEP_SECONDS``
+        go (their folders were refreshed again since, or hold nothing missing any more)."""
+        if not folders:
+            return
+        with self._lock:
+            memo = self.load()
+            memo.update(dict.fromkeys(folders, at))
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                cur.executemany(
+                    "INSERT OR REPLACE INTO rc_refreshes (folder, at) VALUES (?, ?)",
+                    [(os.fsencode(f), at) for f in folders],
+                )
+                cur.execute("DELETE FROM rc_refreshes WHERE at < ?", (at - KEEP_SECONDS,))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            for folder in [f for f, when in memo.items() if when < at - KEEP_SECONDS]:
+                del memo[folder]

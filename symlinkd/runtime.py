@@ -179,7 +179,8 @@ class Runtime:
         # Holds come in as data: the planner stays pure; a changed link's hold ends here.
         holds, hold_notes = current_holds(state.holds, release=options.apply)
         report.notes.extend(hold_notes)
-        plan = self._plan(report, judgements, mounts, found, refresher, now, holds, streaks)
+        plan, histories = self._plan(report, judgements, mounts, found, refresher, now, holds,
+                                     streaks)
         report.planned = plan.actions
         self._check(report, plan, options, links_judged)
 
@@ -258,9 +259,9 @@ class Runtime:
         found: dict[str, list[str]], refresher: ListingRefresher, now: float,
         holds: Mapping[str, Hold],
         streaks: Mapping[str, tuple[float, int]],
-    ) -> Plan:
+    ) -> tuple[Plan, dict[str, LinkHistory]]:
         """Histories, relink candidates (those the rename search found are not sought again),
-        then the plan."""
+        then the plan (and the histories, which the recorder reads too)."""
         policy = self.settings.policy
         watch = [j.path for j in judgements if j.verdict is not Verdict.OK]
         histories = self.state.histories(watch)
@@ -282,7 +283,7 @@ class Runtime:
         return make_plan(
             judgements, mounts, histories, candidates, policy, self.settings.farm, now,
             holds=holds, rename_mounts=frozenset(e.mount for e in report.renames if e.detected),
-        )
+        ), histories
 
     def _judge(  # noqa: PLR0917 -- one pass's parts, split for reading
         self, report: PassReport, options: PassOptions, paths: tuple[str, ...],

@@ -45,6 +45,7 @@ from symlinkd.linkdigest import (
 )
 from symlinkd.model import Judgement, LinkHistory, MountState
 from symlinkd.probestate import PROBE_MIGRATION, ProbeStore
+from symlinkd.rcmemo import RefreshTable
 from symlinkd.statefail import keep_reserve, state_error
 
 __all__ = [
@@ -126,7 +127,6 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 _CHUNK = 500  # bound parameters per IN (...) query
-_REFRESH_KEEP = 30 * 86400.0  # seconds a folder's last rc refresh is remembered
 _RUN_COLS = "id, kind, mode, started, finished, counts, refused, undo_of"
 
 
@@ -186,7 +186,7 @@ class StateDB(JournalStore, ProbeStore):
             raise state_error(exc, self.path) from exc
         keep_reserve(state_dir)
         self._digest: LinkDigest | None = None
-        self._refreshes: dict[str, float] | None = None
+        self._refresh_table = RefreshTable(self._conn, self._lock)
         # Histories read before, kept in step with every write of this handle (the daemon's
         # passes read the same dangling links' histories again and again). Other processes
         # cannot write the links table meanwhile: scan and undo hold the process lock.
@@ -314,38 +314,11 @@ class StateDB(JournalStore, ProbeStore):
     # -- rclone refreshes (rcmemo) ------------------------------------------------------------
 
     def last_refreshes(self) -> dict[str, float]:
-        """Folder -> when it was last re-read through rclone rc. Loaded once per handle (a few
-        rows: only folders that held a missing target), then kept up to date in memory."""
-        with self._lock:
-            if self._refreshes is None:
-                self._refreshes = {
-                    os.fsdecode(folder): float(at)
-                    for folder, at in self._conn.execute("SELECT folder, at FROM rc_refreshes")
-                }
-            return self._refreshes
+        """Folder -> when it was last re-read through rclone rc (see ``RefreshTable``)."""
+        return self._refresh_table.load()
 
     def note_refreshes(self, folders: Sequence[str], at: float) -> None:
-        """Remember that ``folders`` were refreshed at ``at``; rows older than 30 days go (their
-        folders have been refreshed again since, or hold nothing missing any more)."""
-        if not folders:
-            return
-        with self._lock:
-            memo = self.last_refreshes()
-            memo.update(dict.fromkeys(folders, at))
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                cur.executemany(
-                    "INSERT OR REPLACE INTO rc_refreshes (folder, at) VALUES (?, ?)",
-                    [(os.fsencode(f), at) for f in folders],
-                )
-                cur.execute("DELETE FROM rc_refreshes WHERE at < ?", (at - _REFRESH_KEEP,))
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            for folder in [f for f, when in memo.items() if when < at - _REFRESH_KEEP]:
-                del memo[folder]
+        self._refresh_table.note(folders, at)
 
     def recorder(self, *, spill: int = SPILL_ROWS) -> PassRecorder:
         """A recorder for one streaming pass (see ``PassRecorder``); ``spill``: pending new
