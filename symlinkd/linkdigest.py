@@ -291,8 +291,11 @@ class PassRecorder:
             digest = self._digest
             now = self._clock()
             writes = Writes(seen=self._seen)
+            # Room for the rows that may be new (a first pass), grown once; known rows need
+            # none (a reserve for every judgement doubled a full table: +100 MB at 1M).
             spilled = sum(len(keys) for keys, _v in self._spilled.values())
-            digest.reserve(digest.rows + len(self._pending) + spilled + len(judgements))
+            fresh = sum(1 for entry in self._pending if not entry[2])
+            digest.reserve(digest.rows + fresh + spilled)
             fsencode = os.fsencode
             for key, value, had, path, target, size, mount in self._pending:
                 if mounts is not None and not mount_up(mount, mounts):

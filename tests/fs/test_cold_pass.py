@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from symlinkd import targets
-from symlinkd.model import EntryKind, LinkFacts, MountHealth, MountState, Verdict
+from symlinkd.model import EntryKind, Judgement, LinkFacts, MountHealth, MountState, Verdict
 from symlinkd.runtime import PassOptions, build_runtime
 from symlinkd.settings import MountSettings, Policy, Settings
 from symlinkd.state import StateDB
@@ -107,3 +107,17 @@ def test_first_pass_makes_no_facts_for_healthy_links_and_records_their_sizes(
         assert len(made) == 30, "facts only for the 30 dangling links"
         link = str(farm / "Show3/e4.mkv")
         assert rt.state.histories([link])[link].last_size == 5
+
+
+def test_a_steady_pass_does_not_grow_the_digest(tmp_path: Path) -> None:
+    db = StateDB(str(tmp_path), clock=lambda: NOW)
+    links = [facts(f"/farm/{i:04d}.mkv") for i in range(1000)]  # 2048 slots: half full
+    recorder = db.recorder()
+    recorder.healthy(links)
+    recorder.finish([], full=True, mounts=UP)
+    size = len(db._loaded_digest().keys)
+    recorder = db.recorder()
+    recorder.healthy(links[:600])  # the other 400 are judged (kept), not only counted
+    recorder.finish([Judgement(f, Verdict.OK, 1.0) for f in links[600:]], full=True, mounts=UP)
+    assert len(db._loaded_digest().keys) == size, "known rows need no room"
+    db.close()
