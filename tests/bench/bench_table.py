@@ -118,7 +118,7 @@ def config(path: Path, farm: Path, state: Path, work: Path, mount: dict[str, Any
         "farm": str(farm), "state_dir": str(state), "mounts": [mount],
         "policy": {"quarantine_dir": str(work / "quarantine"),
                    # "nothing to do" in every round: no dangling link comes due
-                   "confirm_after_minutes": 10_000_000},
+                   "confirm_after_minutes": 525_600},  # a year: the most allowed
     }))
     return path
 
