@@ -29,7 +29,9 @@ from dataclasses import dataclass
 # A link as the walk files it: path, raw target, absolute target, link mtime (farmwalk.Record)
 Record = tuple[str, str, str, float]
 RACY_SECONDS = 2.0
-MAX_LINKS = 2_000_000  # ~400 bytes a link in memory: bounds the cache near 800 MB
+# ~400 bytes a link in memory (measured: 1M links cached -> a 700 MB daemon). The deployment's
+# limit is 512Mi, so the memory stops at 300k links (~120 MB); folders past it are read as before.
+MAX_LINKS = 300_000
 
 
 @dataclass(frozen=True, slots=True)

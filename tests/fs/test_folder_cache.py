@@ -98,3 +98,16 @@ def test_a_cli_pass_keeps_no_folder_cache(tmp_path: Path) -> None:
     settings, _farm, _cloud = build(tmp_path)
     with build_runtime(settings, registry=CollectorRegistry()) as rt:
         assert rt.scanner.folder_cache is None
+
+
+def test_the_memory_is_bounded_and_folders_past_it_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings, _farm, _cloud = build(tmp_path)
+    readlinks = Readlinks(monkeypatch)
+    with build_runtime(settings, registry=CollectorRegistry()) as rt:
+        rt.scanner.folder_cache = FolderCache(max_links=5)  # one show folder's worth
+        dangling(rt)
+        readlinks.calls = 0
+        assert dangling(rt) == []
+        assert readlinks.calls == 15, "three of the four folders are read from disk"
