@@ -136,6 +136,7 @@ def test_an_outage_that_looks_like_nothing_found_stays_frozen(farm: FuseRig) -> 
     before = farm.farm_snapshot()
     for folder in range(RENAMED):
         farm.remove("zurg", f"__all__/Torrent.{folder:03d}")
+    time.sleep(2.5)  # the rig's --dir-cache-time: until then rclone still lists the folders
     code, doc = symlinkd(farm, "--apply")
     assert code == 3, doc["mounts"]
     assert mount_states(doc)["zurg"] == "degraded"
