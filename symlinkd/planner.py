@@ -74,37 +74,32 @@ class Plan:
                         f"{name!r}, which is {health}",
                     )
         prunes = sum(1 for p in changes if p.action.kind is ActionKind.PRUNE)
-        if prunes > policy.max_prune:
-            raise UnsafePlan(
-                "max_prune",
-                f"the plan prunes {prunes} links, over max_prune={policy.max_prune}; "
-                "nothing was done (--force applies it)",
-            )
         if judged is None:
             judged = sum(
                 1 for p in self.actions if p.judgement.verdict is not Verdict.NOT_SYMLINK
             )
         relinks = len(changes) - prunes
-        if policy.max_relink is not None and relinks > policy.max_relink:
-            raise UnsafePlan(
-                "max_relink",
-                f"the plan relinks {relinks} links, over max_relink={policy.max_relink}; "
-                "nothing was done (--force applies it)",
-            )
-        if relinks > RATIO_FLOOR and judged and relinks / judged > policy.max_relink_ratio:
-            raise UnsafePlan(
-                "max_relink_ratio",
-                f"the plan relinks {relinks} of {judged} links ({relinks / judged:.1%}), over "
-                f"max_relink_ratio={policy.max_relink_ratio:.1%}; nothing was done "
-                "(--force applies it)",
-            )
-        if prunes > RATIO_FLOOR and judged and prunes / judged > policy.max_prune_ratio:
-            raise UnsafePlan(
-                "max_prune_ratio",
-                f"the plan prunes {prunes} of {judged} links ({prunes / judged:.1%}), over "
-                f"max_prune_ratio={policy.max_prune_ratio:.1%}; nothing was done "
-                "(--force applies it)",
-            )
+        _refuse_over("prune", prunes, judged, limit=policy.max_prune,
+                     ratio=policy.max_prune_ratio)
+        _refuse_over("relink", relinks, judged, limit=policy.max_relink,
+                     ratio=policy.max_relink_ratio)
+
+
+def _refuse_over(key: str, n: int, judged: int, *, limit: int | None, ratio: float) -> None:
+    """``UnsafePlan`` when ``n`` changes of one kind exceed ``max_<key>`` (None: no limit) or,
+    past ``RATIO_FLOOR``, ``max_<key>_ratio`` of the links judged."""
+    if limit is not None and n > limit:
+        raise UnsafePlan(
+            f"max_{key}",
+            f"the plan {key}s {n} links, over max_{key}={limit}; nothing was done "
+            "(--force applies it)",
+        )
+    if n > RATIO_FLOOR and judged and n / judged > ratio:
+        raise UnsafePlan(
+            f"max_{key}_ratio",
+            f"the plan {key}s {n} of {judged} links ({n / judged:.1%}), over "
+            f"max_{key}_ratio={ratio:.1%}; nothing was done (--force applies it)",
+        )
 
 
 def make_plan(  # noqa: PLR0917 -- the agreed positional signature (interfaces.md)

@@ -158,3 +158,24 @@ def snapshot(root: str) -> dict[str, tuple[str, str | None, int]]:
 
 def verdicts(judgements: Iterable[Judgement]) -> dict[str, Verdict]:
     return {j.path: j.verdict for j in judgements}
+
+
+def relinkable_farm(root: str, shows: int) -> tuple[str, str]:
+    """A farm of links into zurg's ``__all__`` whose files now sit under ``shows/`` (each one a
+    relink: the same path under another top-level folder, no confirmation needed) and a config
+    file for the CLI; returns (config path, state dir). Every zurg link dangles, so the breaker
+    is opened wide (``breaker_ratio: 1.0``) or it would call the mount degraded."""
+    farm = make_farm(root)
+    for i in range(shows):
+        rel = f"S{i:05d}/e.mkv"
+        farm.media("zurg", f"shows/{rel}")
+        farm.link(f"Show {i:05d}/{rel}", os.path.join(root, "zurg", "__all__", rel))
+    config = os.path.join(root, "symlinkd.yaml")
+    with open(config, "w") as f:
+        f.write(f"farm: {farm.farm}\nstate_dir: {farm.state_dir}\nmounts:\n")
+        for m in farm.mounts:
+            f.write(f"  - name: {m.name}\n    path: {m.path}\n    anchor: {m.anchor}\n"
+                    "    require_mountpoint: false\n")
+        f.write(f"policy:\n  quarantine_dir: {farm.quarantine}\n  max_age_days: 0\n"
+                "  breaker_ratio: 1.0\n")
+    return config, farm.state_dir

@@ -13,30 +13,10 @@ from pathlib import Path
 import pytest
 
 from symlinkd.containment import TMP_PREFIX
-from tests.fs.repair_farm import make_farm
+from tests.fs.repair_farm import relinkable_farm
 
 REPO = Path(__file__).resolve().parents[2]
 SHOWS = 120
-
-
-def relinkable_farm(root: str) -> tuple[str, str]:
-    """Links into zurg's ``__all__`` whose files now sit under ``shows/``: each one a relink
-    (candidate (a): the same path under another top-level folder), no confirmation needed."""
-    farm = make_farm(root)
-    for i in range(SHOWS):
-        rel = f"S{i:05d}/e.mkv"
-        farm.media("zurg", f"shows/{rel}")
-        farm.link(f"Show {i:05d}/{rel}", os.path.join(root, "zurg", "__all__", rel))
-    config = os.path.join(root, "symlinkd.yaml")
-    with open(config, "w") as f:
-        f.write(f"farm: {farm.farm}\nstate_dir: {farm.state_dir}\nmounts:\n")
-        for m in farm.mounts:
-            f.write(f"  - name: {m.name}\n    path: {m.path}\n    anchor: {m.anchor}\n"
-                    "    require_mountpoint: false\n")
-        # Every zurg link dangles: the breaker would call the mount degraded and do nothing.
-        f.write(f"policy:\n  quarantine_dir: {farm.quarantine}\n  max_age_days: 0\n"
-                "  breaker_ratio: 1.0\n")
-    return config, farm.state_dir
 
 
 def temp_links(farm: str) -> list[str]:
@@ -66,7 +46,7 @@ sys.exit(cli.main(["scan", "--apply", "--no-notify", "--json", "--config", confi
 
 @pytest.mark.parametrize("nth", [1, 9, 40])
 def test_sigint_and_sigterm_mid_apply_leave_no_temp_link(tmp_path: Path, nth: int) -> None:
-    config, state_dir = relinkable_farm(str(tmp_path))
+    config, state_dir = relinkable_farm(str(tmp_path), SHOWS)
     farm = str(tmp_path / "farm")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYMLINKD_")}
     env["PYTHONPATH"] = str(REPO)

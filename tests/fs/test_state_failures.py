@@ -11,29 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.fs.repair_farm import make_farm
+from tests.fs.repair_farm import relinkable_farm
 from tests.fs.test_executor import mounted
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def relinkable(root: str, shows: int) -> tuple[str, str]:
-    """A farm of links into zurg's ``__all__`` whose files sit under ``shows/`` (each one a
-    relink); its config. The state dir is ``root/state``."""
-    farm = make_farm(root)
-    for i in range(shows):
-        rel = f"S{i:05d}/e.mkv"
-        farm.media("zurg", f"shows/{rel}")
-        farm.link(f"Show {i:05d}/{rel}", os.path.join(root, "zurg", "__all__", rel))
-    config = os.path.join(root, "symlinkd.yaml")
-    with open(config, "w") as f:
-        f.write(f"farm: {farm.farm}\nstate_dir: {farm.state_dir}\nmounts:\n")
-        for m in farm.mounts:
-            f.write(f"  - name: {m.name}\n    path: {m.path}\n    anchor: {m.anchor}\n"
-                    "    require_mountpoint: false\n")
-        f.write(f"policy:\n  quarantine_dir: {farm.quarantine}\n  max_age_days: 0\n"
-                "  breaker_ratio: 1.0\n")
-    return config, farm.state_dir
 
 
 def symlinkd(*args: str) -> subprocess.CompletedProcess[str]:
@@ -46,7 +27,7 @@ def symlinkd(*args: str) -> subprocess.CompletedProcess[str]:
 def test_state_disk_full_mid_apply_names_the_cause_and_reports_the_work_done(
     tmp_path: Path,
 ) -> None:
-    config, state_dir = relinkable(str(tmp_path), 600)
+    config, state_dir = relinkable_farm(str(tmp_path), 600)
     os.makedirs(state_dir)
     with mounted("-t", "tmpfs", "-o", "size=640k", "tmpfs", state_dir):
         proc = symlinkd("scan", "--apply", "--no-notify", "--json", "--config", config)
@@ -73,7 +54,7 @@ def test_state_disk_full_mid_apply_names_the_cause_and_reports_the_work_done(
 
 
 def test_read_only_state_dir_names_the_path_and_errno(tmp_path: Path) -> None:
-    config, state_dir = relinkable(str(tmp_path), 3)
+    config, state_dir = relinkable_farm(str(tmp_path), 3)
     assert symlinkd("scan", "--json", "--config", config).returncode in (0, 1)
     with mounted("--bind", state_dir, state_dir), \
             mounted("-o", "remount,bind,ro", state_dir):
@@ -89,7 +70,7 @@ def test_read_only_state_dir_names_the_path_and_errno(tmp_path: Path) -> None:
 def test_state_disk_full_with_a_server_down_says_the_outbox_could_not_keep_its_changes(
     tmp_path: Path,
 ) -> None:
-    config, state_dir = relinkable(str(tmp_path), 600)
+    config, state_dir = relinkable_farm(str(tmp_path), 600)
     token = tmp_path / "plex-token"
     token.write_text("not-a-real-token")
     with open(config, "a") as f:  # a Plex that is down: its changes go to the outbox
