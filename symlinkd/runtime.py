@@ -3,7 +3,6 @@ notify → metrics. The CLI and the daemon both build a ``Runtime`` here and now
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import sqlite3
@@ -21,7 +20,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from symlinkd.aftercounts import counts_after
-from symlinkd.classifier import Tally, breaker, classify, rejudge
+from symlinkd.classifier import Tally, breaker, rejudge
 from symlinkd.containment import Zone
 from symlinkd.contentprobe import ContentProber
 from symlinkd.errors import UnsafePlan
@@ -31,9 +30,7 @@ from symlinkd.holds import Hold, current_holds
 from symlinkd.metrics import Metrics
 from symlinkd.model import (
     ActionKind,
-    EntryKind,
     Judgement,
-    LinkFacts,
     LinkHistory,
     MountHealth,
     MountState,
@@ -52,6 +49,7 @@ from symlinkd.relink import find_candidates
 from symlinkd.renames import describe, explain_trips
 from symlinkd.scanner import Record, Scanner
 from symlinkd.settings import Settings
+from symlinkd.sift import Keeper, gc_paused
 from symlinkd.stale import copies_that_read, probe_links, publish, with_streaks
 from symlinkd.state import PassRecorder, StateDB
 from symlinkd.statefail import StateError, StatePassError, release_reserve, state_error
@@ -134,7 +132,7 @@ class Runtime:
                 run_id = self.state.begin_run(options.kind, options.apply)
             except sqlite3.Error as exc:
                 raise state_error(exc, self.state.path) from exc
-            with _bound(run_id=run_id), _gc_paused():
+            with _bound(run_id=run_id), gc_paused():
                 try:
                     return self._run_pass(run_id, options, progress)
                 except Exception:
@@ -295,7 +293,7 @@ class Runtime:
         policy = self.settings.policy
         known = recorder.known
         counts: Tally = Counter()
-        kept = _Keeper(
+        kept = Keeper(
             keep_all=options.keep_all, subtree=bool(paths), known=known,
             max_age=policy.max_age_days if policy.max_age_days > 0 else math.inf,
         )
@@ -306,7 +304,7 @@ class Runtime:
         def take(mount: str, records: list[Record], _folders: bool,
                  sizes: list[int] | None) -> list[Record]:
             """The scanner's resolved links under an ``ok`` mount that the pass only counts
-            (``_Keeper.sift``'s test, on the records themselves)."""
+            (``Keeper.sift``'s test, on the records themselves)."""
             state = live.get(mount)
             if kept.keep_all or state is None or state.health is not now_ok:
                 return records
@@ -455,47 +453,6 @@ def build_runtime(
     )
 
 
-class _Keeper:
-    """Sorts a batch of judgements: those the rest of the pass needs are kept, the healthy
-    rest only goes to the state recorder (and the counts)."""
-
-    def __init__(self, *, keep_all: bool, subtree: bool, known: Callable[[str], bool],
-                 max_age: float) -> None:
-        self.judgements: list[Judgement] = []
-        self.keep_all = keep_all
-        self.subtree = subtree  # new links of a subtree pass are announced: keep them
-        self.known = known
-        self.max_age = max_age  # older ok links are pruned by age: keep them
-
-    def sift(self, batch: list[LinkFacts], mounts: Mapping[str, MountState], now: float,
-             counts: Tally) -> list[LinkFacts]:
-        """The facts of the healthy links the pass does not keep (not counted yet; nearly every
-        link of a farm: no Judgement is made for them). The rest is judged, kept and
-        counted. The healthy test is ``classify``'s own first one."""
-        up = {name for name, s in mounts.items() if s.health is MountHealth.OK}
-        if self.keep_all or not up:
-            judged = [classify(facts, mounts, now) for facts in batch]
-            counts.update([(j.facts.mount, j.verdict) for j in judged])
-            self.judgements.extend(judged)
-            return []
-        symlink = EntryKind.SYMLINK
-        max_age = self.max_age  # an older link is pruned by age: keep it
-        subtree, known = self.subtree, self.known
-        healthy: list[LinkFacts] = []
-        keep = self.judgements.append
-        for facts in batch:
-            if (facts.errno is None and facts.mount in up and facts.kind is symlink
-                    and not facts.timed_out and not facts.loop
-                    and (now - facts.link_mtime) / _DAY <= max_age
-                    and not (subtree and not known(facts.path))):
-                healthy.append(facts)
-                continue
-            j = classify(facts, mounts, now)
-            counts[(facts.mount, j.verdict)] += 1
-            keep(j)
-        return healthy
-
-
 def _inside_farm(farm: str, paths: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
     """Absolute, normalised subtree paths inside the farm; the rest is reported, not scanned."""
     root = os.path.normpath(farm)
@@ -519,21 +476,6 @@ def _new_link_changes(unseen: list[Judgement]) -> list[Change]:
         for j in unseen
         if j.verdict is Verdict.OK
     ]
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection during a pass. A pass allocates millions of short-lived
-    tuples and strings, which keep triggering collections that walk every live object: ~10 %
-    of a 1M-link pass. Nothing a pass makes needs the cycle collector; plain reference counting
-    still frees it all, and the cycles of other threads wait a pass at most."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @contextmanager
