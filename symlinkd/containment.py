@@ -153,9 +153,13 @@ class Zone:
 
 
 def journal_refusal(zone: Zone, entry: JournalEntry) -> str | None:
-    """Why a journal row must not be acted on (undo, crash recovery), or None when every path
-    in it passes the rule: ``path`` in the farm, its temporary link beside it, its quarantine
-    copy inside the quarantine folder of its own run."""
+    """Why a journal row must not be acted on (undo, crash recovery), or None when no target
+    holds a NUL byte and every path in it passes the rule: ``path`` in the farm, its temporary
+    link beside it, its quarantine copy inside the quarantine folder of its own run."""
+    for name, target in (("old_target", entry.old_target), ("new_target", entry.new_target)):
+        if target is not None and "\0" in target:
+            # No link symlinkd made has one; acting on it would raise mid-undo, not refuse.
+            return f"refused: {name} {target!r} contains a NUL byte; nothing touched"
     checks: list[tuple[str, str, Area, str | None]] = [("path", entry.path, Area.FARM, None)]
     if entry.tmp_path:
         if not os.path.basename(entry.tmp_path).startswith(TMP_PREFIX):
