@@ -7,6 +7,7 @@ it ``done`` or ``failed``; undo marks entries ``undone``. Paths are ``os.fsencod
 from __future__ import annotations
 
 import enum
+import json
 import os
 import sqlite3
 import threading
@@ -113,7 +114,17 @@ class JournalStore:
         return self._select("WHERE run_id = ? ORDER BY seq", (run_id,))
 
     def journal_pending(self) -> list[JournalEntry]:
-        """Entries a crash left ``pending`` (any run), oldest first."""
+        """Entries a crash left ``pending`` (any run), oldest first. A pending row with an
+        action symlinkd never writes (an edited journal) is marked ``failed`` here, so it is
+        refused on its own instead of stopping every apply."""
+        known = json.dumps([a.value for a in JournalAction])
+        with self._jlock:
+            self._jconn.execute(
+                "UPDATE journal SET state = 'failed', message = 'refused: ' || quote(action) || "
+                "' is not an action symlinkd writes; nothing touched' "
+                "WHERE state = 'pending' AND action NOT IN (SELECT value FROM json_each(?))",
+                (known,),
+            )
         return self._select("WHERE state = 'pending' ORDER BY run_id, seq", ())
 
     def _select(self, where: str, params: tuple[object, ...]) -> list[JournalEntry]:
