@@ -30,12 +30,16 @@ def read_small_file(path: str, max_bytes: int, what: str) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             kind = next((name for test, name in _KINDS if test(info.st_mode)), "special")
             raise NotReadable(f"{what} {path} is not a regular file ({kind})")
-        # A regular file never blocks; clear O_NONBLOCK anyway so short reads cannot surprise.
-        os.set_blocking(fd, True)
+        # O_NONBLOCK stays set: a "regular" file of procfs (/proc/kmsg) or a FUSE file can
+        # still block a read; ordinary filesystems ignore the flag for regular files.
         chunks: list[bytes] = []
         total = 0
         while total <= max_bytes:  # read one byte past the cap: the file may grow meanwhile
-            chunk = os.read(fd, max_bytes + 1 - total)
+            try:
+                chunk = os.read(fd, max_bytes + 1 - total)
+            except BlockingIOError:
+                raise NotReadable(f"{what} {path} has nothing to read yet (a read would "
+                                  "block: not an ordinary file)") from None
             if not chunk:
                 break
             chunks.append(chunk)

@@ -196,6 +196,24 @@ def test_dev_zero_is_refused(tmp_path: Path, key: str) -> None:
     assert "is not a regular file (a character device)" in done.stderr
 
 
+def _kmsg_openable() -> bool:
+    try:
+        os.close(os.open("/proc/kmsg", os.O_RDONLY | os.O_NONBLOCK))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _kmsg_openable(), reason="/proc/kmsg cannot be opened here (not root?)")
+def test_a_regular_file_whose_read_blocks_does_not_block(tmp_path: Path) -> None:
+    """/proc/kmsg stats as a regular file, yet a read waits for the next kernel message:
+    config check hung there (O_NONBLOCK was cleared after fstat)."""
+    config = tmp_path / "c.yaml"
+    config.write_text("daemon: {webhook_token_file: /proc/kmsg}\n")
+    done = config_check(config, timeout=20)  # was: TimeoutExpired
+    assert "Traceback" not in done.stderr
+
+
 def test_a_large_secret_file_is_refused(tmp_path: Path) -> None:
     big = tmp_path / "token"
     big.write_bytes(b"x" * (64 * 1024 + 1))
