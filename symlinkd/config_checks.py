@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -350,6 +351,9 @@ def _read_secrets(
         if isinstance(inline, str):
             origin = next((from_env[inline_key[:n]] for n in range(len(inline_key), 0, -1)
                            if inline_key[:n] in from_env), env_name)
+            if _not_one_line(inline.strip()):
+                problems.add(inline_key, f"the value of {origin} {_NOT_ONE_LINE}")
+                continue
             found[inline_key] = Secret(inline.strip(), env=origin)
         elif isinstance(path, str):
             secret = _read_secret_file(path, file_key, problems)
@@ -370,11 +374,26 @@ def _read_secret_file(path: str, key: Key, problems: Problems) -> Secret | None:
         hint = "; a token is a line of text" if "larger than" in str(exc) else ""
         problems.add(key, f"{exc}{hint}")
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        problems.add(key, f"cannot read secret file {path}: {reason}")
+    except UnicodeDecodeError:  # its message quotes a byte of the secret
+        problems.add(key, f"secret file {path} is not UTF-8 text (not shown)")
+        return None
+    except OSError as exc:
+        problems.add(key, f"cannot read secret file {path}: {exc.strerror or exc}")
         return None
     if not value:
         problems.add(key, f"secret file {path} is empty")
         return None
+    if _not_one_line(value):
+        problems.add(key, f"secret file {path} {_NOT_ONE_LINE}")
+        return None
     return Secret(value, file=path)
+
+
+# A token goes into an HTTP header: a line break or control character there is refused by the
+# HTTP client, whose error quotes the whole header value into the report and the logs.
+_NOT_ONE_LINE = ("holds a line break or another control character; a token is one line of "
+                 "text (not shown)")
+
+
+def _not_one_line(value: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in value)

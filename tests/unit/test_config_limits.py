@@ -230,3 +230,25 @@ def test_a_secret_file_through_a_symlink_still_works(tmp_path: Path) -> None:
     path.write_text(f"daemon: {{webhook_token_file: {tmp_path}/link}}\n")
     token = load_settings(str(path), {}).daemon.webhook_token
     assert token is not None and token.reveal() == "hook-t0ken"
+
+
+@pytest.mark.parametrize("content", [b"SECRETLINE1\nSECRETLINE2\n", b"SECRET\rX", b"SEC\x00RET",
+                                     b"SEC\x1bRET", b"\xffSECRET"])
+def test_a_secret_that_is_not_one_line_of_text_is_refused_unshown(
+    tmp_path: Path, content: bytes
+) -> None:
+    """A token with a line break passed config check, then httpx refused it as a header and the
+    report and the logs quoted it: "Illegal header value b'SECRETLINE1\\nSECRETLINE2'"."""
+    token = tmp_path / "token"
+    token.write_bytes(content)
+    found = problems(f"notify: {{plex: {{url: 'http://plex', token_file: {token}}}}}\n", tmp_path)
+    assert [k for k, _ in found] == ["notify.plex.token_file"], found
+    shown = str(found).replace(str(tmp_path), "")
+    assert not any(bit in shown for bit in ("SEC", "0x", "\\x")), found
+
+
+def test_an_env_secret_with_a_line_break_is_refused_unshown(tmp_path: Path) -> None:
+    env = {"SYMLINKD_NOTIFY__PLEX__TOKEN": "SECRETLINE1\nSECRETLINE2"}
+    found = problems("notify: {plex: {url: 'http://plex'}}\n", tmp_path, env)
+    assert [k for k, _ in found] == ["notify.plex.token"], found
+    assert "SECRETLINE" not in str(found), found
