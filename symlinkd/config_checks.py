@@ -7,7 +7,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -389,11 +388,12 @@ def _read_secret_file(path: str, key: Key, problems: Problems) -> Secret | None:
     return Secret(value, file=path)
 
 
-# A token goes into an HTTP header: a line break or control character there is refused by the
-# HTTP client, whose error quotes the whole header value into the report and the logs.
-_NOT_ONE_LINE = ("holds a line break or another control character; a token is one line of "
-                 "text (not shown)")
+# A token goes into an HTTP header, which holds visible ASCII only: a line break there is
+# refused by the HTTP client with an error that quotes the whole value into the report and the
+# logs; a non-ASCII character made building the client raise (exit 4 on every pass).
+_NOT_ONE_LINE = ("holds a line break, a control character or a non-ASCII character; a token "
+                 "is one line of ASCII text (not shown)")
 
 
 def _not_one_line(value: str) -> bool:
-    return any(unicodedata.category(ch) == "Cc" for ch in value)
+    return not all(" " <= ch <= "~" for ch in value)

@@ -233,12 +233,13 @@ def test_a_secret_file_through_a_symlink_still_works(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("content", [b"SECRETLINE1\nSECRETLINE2\n", b"SECRET\rX", b"SEC\x00RET",
-                                     b"SEC\x1bRET", b"\xffSECRET"])
+                                     b"SEC\x1bRET", b"\xffSECRET", "S\u00cbCRET".encode()])
 def test_a_secret_that_is_not_one_line_of_text_is_refused_unshown(
     tmp_path: Path, content: bytes
 ) -> None:
     """A token with a line break passed config check, then httpx refused it as a header and the
-    report and the logs quoted it: "Illegal header value b'SECRETLINE1\\nSECRETLINE2'"."""
+    report and the logs quoted it: "Illegal header value b'SECRETLINE1\\nSECRETLINE2'"; a
+    non-ASCII one crashed every pass (UnicodeEncodeError building the HTTP client)."""
     token = tmp_path / "token"
     token.write_bytes(content)
     found = problems(f"notify: {{plex: {{url: 'http://plex', token_file: {token}}}}}\n", tmp_path)
