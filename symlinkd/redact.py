@@ -24,7 +24,8 @@ MASK = "<redacted>"
 _CREDENTIAL_NAME = r"[A-Za-z0-9_.-]*(?:key|token|pass|pwd|secret|auth|sig|session|credential)" \
                    r"[A-Za-z0-9_.-]*"
 # scheme://userinfo@ — userinfo runs up to the last '@' before the host part ends.
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#@\s'\"]*)@")
+# (greedy: an unencoded '@' in a password belongs to it, as urllib and httpx parse it)
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#\s'\"]*)@")
 _PARAM = re.compile(
     rf"(?P<lead>(?:^|[?&;#\s'\"(]))(?P<name>{_CREDENTIAL_NAME})=(?P<value>[^&;#\s'\")]*)",
     re.IGNORECASE,

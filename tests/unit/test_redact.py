@@ -31,6 +31,10 @@ SECRET = "s3cr3tVALUE42"
     f"https://h/?access_token={SECRET};other=1",
     f"'not an http(s) URL: ftp://u:{SECRET}@host' (e.g. http://plex:32400)",
     f"token={SECRET}",
+    # an unencoded '@' in the password: URL parsers (urllib, httpx) split userinfo at the last
+    # '@', so this is a valid URL whose password is "p4ss@{SECRET}" (was: '@s3cr3t...' shown)
+    f"http://user:p4ss@{SECRET}@plex:32400/?a=b",
+    f"http://p4ss@{SECRET}@plex:32400",
 ])
 def test_the_rule_hides_userinfo_and_credential_parameters(text: str) -> None:
     out = redact_text(text)
