@@ -69,8 +69,10 @@ class Row:
     seconds: list[float] = field(default_factory=list)
     finds: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # user + system seconds, load-robust
 
-    def add(self, seconds: float, find: float, rss: float) -> None:
+    def add(self, seconds: float, find: float, rss: float, cpu: float = 0.0) -> None:
+        self.cpu.append(cpu)
         self.seconds.append(seconds)
         self.finds.append(find)
         self.ratios.append(seconds / find)
@@ -88,19 +90,24 @@ class Row:
         return {"row": self.name, "ratios": [round(r, 3) for r in self.ratios],
                 "seconds": [round(s, 3) for s in self.seconds],
                 "find_seconds": [round(s, 3) for s in self.finds],
-                "peak_rss_mb": [round(m, 1) for m in self.rss_mb]}
+                "peak_rss_mb": [round(m, 1) for m in self.rss_mb],
+                "cpu_seconds": [round(c, 3) for c in self.cpu]}
 
 
 class Bench:
     def __init__(self, tree: Path) -> None:
         self.env = {**os.environ, "PYTHONPATH": str(tree)}
         self.cwd = str(tree)  # `python -m` puts the working directory first on sys.path
+        self.last_cpu = 0.0
 
     def run(self, cmd: list[str]) -> tuple[float, float, int]:
-        """Wall seconds, peak RSS (MB) and exit code of ``cmd`` (bench_scan's wrapper)."""
+        """Wall seconds, peak RSS (MB) and exit code of ``cmd`` (bench_scan's wrapper); its CPU
+        seconds (user + system) are kept in ``last_cpu``: on a shared machine they move with
+        the load much less than wall time does."""
         done = subprocess.run([sys.executable, "-c", WRAP, *cmd], capture_output=True,
                               text=True, check=True, env=self.env, cwd=self.cwd)
-        took, rss, code, _cpu = done.stdout.split()
+        took, rss, code, cpu = done.stdout.split()
+        self.last_cpu = float(cpu)
         if int(code) not in (0, 1):
             print(done.stderr[-2000:], file=sys.stderr)
         return float(took), int(rss) / 1024, int(code)
@@ -173,14 +180,14 @@ def local_rows(bench: Bench, work: Path, links: int, rounds: int) -> list[Row]:
         print(f"round {r + 1}/{rounds}", file=sys.stderr)
         f = bench.find(farm)
         took, rss, _c = bench.cli(warm_cfg)
-        warm.add(took, f, rss)
+        warm.add(took, f, rss, bench.last_cpu)
         dry = took
         took, rss, _c = bench.cli(warm_cfg, "--apply")
-        apply.add(took, dry, rss)
+        apply.add(took, dry, rss, bench.last_cpu)
         f = bench.find(farm)
         shutil.rmtree(work / "state-cold", ignore_errors=True)
         took, rss, _c = bench.cli(cold_cfg)
-        cold.add(took, f, rss)
+        cold.add(took, f, rss, bench.last_cpu)
         shutil.rmtree(work / "state-daemon", ignore_errors=True)
         f = bench.find(farm)
         times, rss = daemon_steady(bench, daemon_cfg, 3)
@@ -210,7 +217,7 @@ def fuse_row(bench: Bench, work: Path, links: int, rounds: int) -> Row:
         for _ in range(rounds):
             f = bench.find(rig.farm)
             took, rss, _c = bench.cli(cfg)
-            row.add(took, f, rss)
+            row.add(took, f, rss, bench.last_cpu)
     return row
 
 
