@@ -71,8 +71,9 @@ class Row:
     rss_mb: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)  # user + system seconds, load-robust
 
-    def add(self, seconds: float, find: float, rss: float, cpu: float = 0.0) -> None:
-        self.cpu.append(cpu)
+    def add(self, seconds: float, find: float, rss: float, cpu: float | None = None) -> None:
+        if cpu is not None:  # the daemon row times passes inside one process: no CPU figure
+            self.cpu.append(cpu)
         self.seconds.append(seconds)
         self.finds.append(find)
         self.ratios.append(seconds / find)
