@@ -96,12 +96,12 @@ class Zone:
                             _fence(self._raw_state) if self._raw_state is not None else None)
         mounts, state = self._fenced
         fences = list(mounts)
-        if state is not None:
-            # The documented default keeps the quarantine inside the state dir
-            # (/config/symlinkd/quarantine): there the state dir fences off everything but the
-            # quarantine itself (config refuses a quarantine equal to or holding the state dir).
-            if not (area is Area.QUARANTINE and root != state and _inside(root, state)):
-                fences.append(state)
+        # The documented default keeps the quarantine inside the state dir
+        # (/config/symlinkd/quarantine): there the state dir fences off everything but the
+        # quarantine itself (config refuses a quarantine equal to or holding the state dir).
+        if state is not None and not (
+                area is Area.QUARANTINE and root != state and _inside(root, state)):
+            fences.append(state)
         return fences
 
     def _root(self, area: Area) -> _Root:
