@@ -156,7 +156,9 @@ class Server(TcpWSGIServer):  # type: ignore[misc]
             channel_timeout=CHANNEL_TIMEOUT_SECONDS, cleanup_interval=5, ident="symlinkd",
             expose_tracebacks=False, log_socket_errors=False, asyncore_use_poll=True,
             # Set from body_limit before any request is read (readable(), handle_accept()).
-            asyncore_loop_timeout=0.2, max_request_body_size=1,
+            # Whole seconds: waitress converts this with int(), so 0.2 became 0 and the loop
+            # polled without waiting, one core busy on an idle daemon.
+            asyncore_loop_timeout=1, max_request_body_size=1,
             # Bodies are at most max_body_bytes (1 MiB by default); above this they spool to a
             # temporary file (the pod's /tmp is an emptyDir) instead of RAM per connection.
             inbuf_overflow=256 * 1024,

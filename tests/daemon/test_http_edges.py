@@ -170,6 +170,18 @@ def test_created_series_are_not_exported(rig: Rig) -> None:
     assert "_created" not in rig.client.get("/metrics").text
 
 
+def test_an_idle_server_does_not_spin(rig: Rig) -> None:
+    """The server's loop waits in poll() between events. It once polled with a zero timeout
+    (waitress int()s ``asyncore_loop_timeout``: 0.2 -> 0) and kept a core busy on an idle
+    daemon, slowing its passes threefold. CPU time of the whole process, a wide margin."""
+    rig.client.get("/healthz")
+    time.sleep(0.5)
+    cpu_before, wall_before = time.process_time(), time.monotonic()
+    time.sleep(2.0)
+    cpu = time.process_time() - cpu_before
+    assert cpu < 0.5 * (time.monotonic() - wall_before), f"{cpu:.2f} s of CPU while idle"
+
+
 # -- finding 7: bounded connections ---------------------------------------------------------
 
 def test_connections_over_the_cap_get_503_promptly() -> None:
