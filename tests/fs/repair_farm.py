@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import errno as errno_mod
 import os
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -179,3 +181,21 @@ def relinkable_farm(root: str, shows: int) -> tuple[str, str]:
         f.write(f"policy:\n  quarantine_dir: {farm.quarantine}\n  max_age_days: 0\n"
                 "  breaker_ratio: 1.0\n")
     return config, farm.state_dir
+
+
+def apply_in_child(tmp_path: os.PathLike[str],
+                   paths: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """``symlinkd scan --apply`` in a child process, as the operator runs it (the CLI's logging
+    setup stays out of the test process), on a config of ``paths`` (farm, state, zurg,
+    quarantine) with one plain-directory mount."""
+    config = os.path.join(tmp_path, "symlinkd.yaml")
+    with open(config, "w") as f:
+        f.write(f"farm: {paths['farm']}\nstate_dir: {paths['state']}\n"
+                f"mounts:\n  - name: zurg\n    path: {paths['zurg']}\n"
+                "    require_mountpoint: false\n"
+                f"policy:\n  quarantine_dir: {paths['quarantine']}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYMLINKD_")}
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return subprocess.run([sys.executable, "-m", "symlinkd", "scan", "--apply", "--no-notify",
+                           "--config", config], capture_output=True, env=env, timeout=120,
+                          check=False, text=True)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from symlinkd.journal import JournalAction, JournalState
 from symlinkd.journal_cmds import cmd_quarantine_purge, cmd_undo
 from symlinkd.settings import MountSettings, Policy, Settings
 from symlinkd.state import StateDB
+from tests.fs.repair_farm import apply_in_child
 
 
 def tree(root: str) -> dict[str, tuple[object, ...]]:
@@ -213,18 +212,7 @@ def test_forged_pending_row_and_scan_apply_deletes_nothing_outside(
     state.finish_run(run_id, {}, None)
     state.close()
     before = tree(out)
-    config = tmp_path / "symlinkd.yaml"
-    config.write_text(
-        f"farm: {p['farm']}\nstate_dir: {p['state']}\n"
-        f"mounts:\n  - name: zurg\n    path: {p['zurg']}\n    require_mountpoint: false\n"
-        f"policy:\n  quarantine_dir: {p['quarantine']}\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYMLINKD_")}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-    # A child process, as the operator runs it (and the CLI's logging setup stays out of here).
-    subprocess.run([sys.executable, "-m", "symlinkd", "scan", "--apply", "--no-notify",
-                    "--config", str(config)], capture_output=True, env=env, timeout=120,
-                   check=False)
+    apply_in_child(tmp_path, p)
     assert tree(out) == before
     state = StateDB(p["state"])
     entries = state.journal(run_id)

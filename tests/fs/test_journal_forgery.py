@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from symlinkd.journal import JournalAction, JournalState
 from symlinkd.journal_cmds import cmd_undo
 from symlinkd.settings import MountSettings, Policy, Settings
 from symlinkd.state import StateDB
+from tests.fs.repair_farm import apply_in_child
 
 
 def setup(root: Path) -> tuple[Settings, dict[str, str]]:
@@ -74,17 +73,7 @@ def test_a_forged_pending_row_with_an_unknown_action_does_not_stop_every_apply(
                    "VALUES ('20260101T000000Z-abcdef', 1, ?, 'bogus', '/x', 'pending')",
                    (link.encode(),))
     db.close()
-    config = tmp_path / "symlinkd.yaml"
-    config.write_text(
-        f"farm: {p['farm']}\nstate_dir: {p['state']}\n"
-        f"mounts:\n  - name: zurg\n    path: {p['zurg']}\n    require_mountpoint: false\n"
-        f"policy:\n  quarantine_dir: {p['quarantine']}\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYMLINKD_")}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-    done = subprocess.run([sys.executable, "-m", "symlinkd", "scan", "--apply", "--no-notify",
-                           "--config", str(config)], capture_output=True, env=env, timeout=120,
-                          check=False, text=True)
+    done = apply_in_child(tmp_path, p)
     assert done.returncode != 4, done.stderr  # was: internal error, on every apply
     assert os.readlink(link) == "/media/x"
     db = sqlite3.connect(os.path.join(p["state"], "state.sqlite3"))
